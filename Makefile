@@ -1,0 +1,35 @@
+# The two commands of the README. Both create ./.venv and install the project into it first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench install install-dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+
+## Start the gateway on the embedded default (SQLite + the offline demo model) on :8080.
+run: install
+	$(BIN)/flywheel serve
+
+## Lint, then run every test (real gateway, real SQLite and PostgreSQL, fake upstream).
+test: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Added latency of the gateway over calling the fake upstream directly.
+bench: install-dev
+	$(BIN)/python -m bench.latency

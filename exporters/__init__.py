@@ -1,0 +1,1 @@
+"""Exporters: turn recorded traffic and feedback into fine-tuning datasets."""

@@ -1,0 +1,99 @@
+"""`create_app(config)`: builds the whole gateway. No module-level app, no globals.
+
+Each resource has one cleanup context (startup, then bounded cleanup in reverse order):
+store -> recorder -> upstream HTTP session and providers -> price table and tokenizer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from gateway.appkeys import CONFIG, HTTP_SESSION, PRICES, PROVIDERS, RECORDER, ROUTER, STORE
+from gateway.auth import KeyRing, auth_middleware
+from gateway.config import Config
+from gateway.errors import StoreError
+from gateway.http_errors import error_middleware, json_response
+from gateway.pricing import PriceTable
+from gateway.providers import build_providers
+from gateway.proxy import handlers
+from gateway.recorder import Recorder
+from gateway.routing import Router
+from gateway.store import open_store
+from gateway.tokens import encoding_for
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        client_max_size=config.server.max_body_bytes,
+        middlewares=[error_middleware, auth_middleware(KeyRing(config.auth))],
+    )
+    app[CONFIG] = config
+    app[ROUTER] = Router(config.models, config.providers)
+    app.cleanup_ctx.extend([_store, _recorder, _providers, _capture_data])
+    app.router.add_post("/v1/chat/completions", handlers.chat_completions)
+    app.router.add_post("/v1/completions", handlers.completions)
+    app.router.add_post("/v1/embeddings", handlers.embeddings)
+    app.router.add_get("/v1/models", handlers.list_models)
+    app.router.add_get("/v1/models/{model}", handlers.get_model)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await request.app[STORE].ping()
+    except StoreError as exc:
+        return json_response({"status": "unavailable", "store": str(exc)}, status=503)
+    return json_response({"status": "ready", "recorder_queue": request.app[RECORDER].depth})
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    store = await open_store(config.storage.url, pool_size=config.storage.pool_size)
+    applied = await store.migrate()
+    if applied:
+        log.info("store: applied migrations %s", ", ".join(applied))
+    app[STORE] = store
+    yield
+    await store.close()
+
+
+async def _recorder(app: web.Application) -> AsyncIterator[None]:
+    capture = app[CONFIG].capture
+    recorder = Recorder(app[STORE], queue_size=capture.queue_size, batch_size=capture.batch_size)
+    app[RECORDER] = recorder
+    recorder.start()
+    yield
+    await recorder.close(timeout=app[CONFIG].server.shutdown_timeout)
+
+
+async def _providers(app: web.Application) -> AsyncIterator[None]:
+    # One pool for every upstream: connections are reused across requests and providers.
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=100, ttl_dns_cache=300)
+    session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+    app[HTTP_SESSION] = session
+    app[PROVIDERS] = build_providers(app[CONFIG].providers, session)
+    yield
+    for provider in app[PROVIDERS].values():
+        await provider.close()
+    await session.close()
+
+
+async def _capture_data(app: web.Application) -> AsyncIterator[None]:
+    # Parsed on a thread: ~3 MB of price JSON, and the tokenizer that estimates usage when a
+    # provider reports none, so its first use does not stall the event loop.
+    app[PRICES] = await asyncio.to_thread(PriceTable.load, app[CONFIG].pricing)
+    await asyncio.to_thread(encoding_for, None)
+    yield

@@ -1,0 +1,65 @@
+"""API keys and scopes. A key grants `inference`, `feedback` and/or `admin`.
+
+Keys are looked up by their SHA-256 digest and then compared with `hmac.compare_digest`, so
+the time taken says nothing about how close a guess was. The client's `Authorization` header is
+never forwarded upstream nor stored: only the key's configured *name* reaches the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from aiohttp import web
+
+from gateway.config import ApiKey, AuthConfig
+from gateway.errors import AuthenticationFailed, PermissionDenied
+
+KEY_NAME = "flywheel.api_key_name"  # request[...] slot holding the authenticated key's name
+
+
+def scope_for(path: str) -> str | None:
+    """The scope a route needs; None for public routes (health, readiness, metrics)."""
+    if path.startswith("/admin"):
+        return "admin"
+    if path.startswith("/v1/feedback"):
+        return "feedback"
+    if path.startswith("/v1/"):
+        return "inference"
+    return None
+
+
+class KeyRing:
+    def __init__(self, config: AuthConfig):
+        self._by_digest = {_digest(k.key): k for k in config.keys}
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._by_digest)
+
+    def authenticate(self, authorization: str | None, scope: str) -> ApiKey:
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        if not token:
+            raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>'.")
+        key = self._by_digest.get(_digest(token))
+        if key is None or not hmac.compare_digest(key.key.encode(), token.encode()):
+            raise AuthenticationFailed("Incorrect API key provided.")
+        if scope not in key.scopes:
+            raise PermissionDenied(f"API key '{key.name}' lacks the '{scope}' scope.")
+        return key
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def auth_middleware(keys: KeyRing):
+    @web.middleware
+    async def middleware(request: web.Request, handler) -> web.StreamResponse:
+        scope = scope_for(request.path)
+        if scope is not None and keys.enabled and request.method != "OPTIONS":
+            key = keys.authenticate(request.headers.get("Authorization"), scope)
+            request[KEY_NAME] = key.name
+        return await handler(request)
+
+    return middleware

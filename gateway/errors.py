@@ -1,0 +1,116 @@
+"""Flywheel's error hierarchy, and its one mapping to HTTP.
+
+    FlywheelError
+    ├── ConfigError                 config file invalid (names the key and the file)
+    ├── StoreError                  the database refused or is unreachable
+    └── ApiError                    answered to the client in OpenAI's error shape
+        ├── InvalidRequest          400 malformed JSON, non-object body, missing field
+        ├── AuthenticationFailed    401 missing or unknown API key
+        ├── PermissionDenied        403 key lacks the route's scope
+        ├── ModelNotFound           404 requested model is not configured
+        ├── PayloadTooLarge         413 body over server.max_body_bytes
+        ├── UnsupportedMediaType    415 body is not application/json
+        └── UpstreamError           502 provider failed (5xx, refused, cut off)
+            └── UpstreamTimeout     504 provider did not answer in time
+
+An upstream 4xx is not an error of ours: its body is relayed to the client as is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FlywheelError(Exception):
+    """Base of every error Flywheel raises on purpose."""
+
+
+class ConfigError(FlywheelError):
+    """The configuration cannot be used; the message names the key and the file."""
+
+
+class StoreError(FlywheelError):
+    """The store could not read or write."""
+
+
+class ApiError(FlywheelError):
+    """An error answered to the client as `{"error": {message, type, param, code}}`."""
+
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequest(ApiError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationFailed(ApiError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(ApiError):
+    status = 403
+    type = "invalid_request_error"
+    code = "insufficient_scope"
+
+
+class ModelNotFound(ApiError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+    def __init__(self, model: str):
+        super().__init__(
+            f"The model `{model}` does not exist or is not configured in this gateway.",
+            param="model",
+        )
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+class UpstreamError(ApiError):
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+
+    def __init__(self, provider: str, detail: str, *, upstream_status: int | None = None):
+        super().__init__(f"Upstream provider '{provider}' failed: {detail}")
+        self.provider = provider
+        self.upstream_status = upstream_status
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    type = "upstream_timeout"
+    code = "upstream_timeout"

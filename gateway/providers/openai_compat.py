@@ -1,0 +1,100 @@
+"""Raw passthrough to any OpenAI-compatible API: OpenAI, Azure OpenAI, vLLM, Ollama, Together,
+Groq, OpenRouter... The body is forwarded as bytes and the answer relayed as bytes; nothing is
+translated, which is what keeps this path fast and faithful.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from gateway.config import ProviderConfig
+from gateway.errors import UpstreamError, UpstreamTimeout
+from gateway.providers.base import UpstreamResponse
+
+
+class OpenAICompatProvider:
+    def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession):
+        assert config.base_url is not None  # checked by config validation
+        self.name = config.name
+        self._base_url = config.base_url.rstrip("/")
+        self._session = session
+        self._query = dict(config.query)
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.connect_timeout, sock_read=config.read_timeout
+        )
+        self._headers = {"Content-Type": "application/json", **config.headers}
+        if config.api_key:
+            if config.api_key_header.lower() == "authorization":
+                self._headers["Authorization"] = f"Bearer {config.api_key}"
+            else:
+                self._headers[config.api_key_header] = config.api_key
+
+    async def send(self, endpoint: str, body: dict[str, Any], stream: bool) -> UpstreamResponse:
+        url = f"{self._base_url}/{endpoint}"
+        try:
+            response = await self._session.post(
+                url,
+                data=orjson.dumps(body),
+                headers=self._headers,
+                params=self._query,
+                timeout=self._timeout,
+            )
+        except TimeoutError as exc:
+            raise UpstreamTimeout(self.name, "no answer before the timeout") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(self.name, f"cannot reach {self._base_url}: {exc}") from exc
+
+        content_type = response.headers.get("Content-Type", "application/json")
+        if response.status >= 500:
+            detail = await self._read_error(response)
+            raise UpstreamError(
+                self.name, f"HTTP {response.status}: {detail}", upstream_status=response.status
+            )
+        if stream and response.status == 200 and content_type.startswith("text/event-stream"):
+            return UpstreamResponse(200, content_type, chunks=self._relay(response))
+        try:
+            payload = await response.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeout(self.name, "response body timed out") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(self.name, f"response cut off: {exc}") from exc
+        finally:
+            response.release()
+        return UpstreamResponse(response.status, content_type, body=payload)
+
+    async def _relay(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            async for chunk in response.content.iter_any():
+                yield chunk
+            finished = True
+        except TimeoutError as exc:
+            raise UpstreamTimeout(self.name, "stream stalled past the read timeout") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(self.name, f"stream cut off: {exc}") from exc
+        finally:
+            # A stream abandoned half-way (our client went away) leaves unread bytes on the
+            # connection: close it rather than return it to the pool.
+            if finished:
+                response.release()
+            else:
+                response.close()
+
+    async def _read_error(self, response: aiohttp.ClientResponse) -> str:
+        try:
+            raw = await response.read()
+        except (aiohttp.ClientError, TimeoutError):
+            return "(no body)"
+        finally:
+            response.release()
+        try:
+            return str(orjson.loads(raw)["error"]["message"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return raw[:200].decode(errors="replace") or "(empty body)"
+
+    async def close(self) -> None:
+        """The shared session belongs to the app, which closes it."""

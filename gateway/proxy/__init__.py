@@ -1,0 +1,1 @@
+"""The OpenAI-compatible request path: handlers, metadata, relay and capture."""

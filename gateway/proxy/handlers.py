@@ -1,0 +1,270 @@
+"""The OpenAI-compatible endpoints: parse once, route, forward, relay, then record.
+
+Order matters for latency: the answer is written to the client first, and only then is the
+interaction completed (tokens, cost, flags) and handed to the recorder, which never blocks.
+Every response, errors included, carries `Flywheel-Interaction-Id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.appkeys import CONFIG, PRICES, PROVIDERS, RECORDER, ROUTER
+from gateway.auth import KEY_NAME
+from gateway.errors import (
+    ApiError,
+    InvalidRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    UpstreamError,
+)
+from gateway.http_errors import error_response, json_response
+from gateway.ids import uuid7
+from gateway.interaction import CLIENT_DISCONNECTED, ERROR, Interaction
+from gateway.providers import UpstreamResponse
+from gateway.proxy.assembler import ResponseAssembler
+from gateway.proxy.capture import fill_answer, fill_usage
+from gateway.proxy.metadata import read_metadata
+from gateway.routing import Route
+
+log = logging.getLogger(__name__)
+
+INTERACTION_HEADER = "Flywheel-Interaction-Id"
+VARIANT_HEADER = "Flywheel-Variant"
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _proxy(request, "chat/completions")
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _proxy(request, "completions")
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    return await _proxy(request, "embeddings")
+
+
+async def list_models(request: web.Request) -> web.Response:
+    return json_response(
+        {"object": "list", "data": [_model_card(n) for n in request.app[ROUTER].model_names]}
+    )
+
+
+async def get_model(request: web.Request) -> web.Response:
+    name = request.match_info["model"]
+    request.app[ROUTER].route(name)  # raises ModelNotFound
+    return json_response(_model_card(name))
+
+
+def _model_card(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "flywheel"}
+
+
+class _Exchange:
+    """One request in flight: its interaction, its timing, and the headers every answer carries."""
+
+    def __init__(self, request: web.Request, endpoint: str):
+        self.request = request
+        self.started = time.perf_counter()
+        self.interaction = Interaction(
+            id=str(uuid7()),
+            created_at=datetime.now(UTC),
+            endpoint=endpoint,
+            api_key_name=request.get(KEY_NAME),
+        )
+        self.headers = {INTERACTION_HEADER: self.interaction.id}
+        self.route: Route | None = None
+
+    def elapsed_ms(self, at: float | None = None) -> float:
+        return ((at if at is not None else time.perf_counter()) - self.started) * 1000
+
+    def fail(self, error: ApiError) -> None:
+        it = self.interaction
+        it.status, it.http_status = ERROR, error.status
+        it.error_type, it.error_message = error.type, error.message
+
+    def record(self, assembler: ResponseAssembler | None, answered: bool) -> None:
+        it = self.interaction
+        it.latency_ms = self.elapsed_ms()
+        app = self.request.app
+        if assembler is not None:
+            fill_answer(it, assembler, answered)
+            if assembler.first_token_at is not None and it.stream:
+                it.ttft_ms = self.elapsed_ms(assembler.first_token_at)
+            if self.route is not None:
+                fill_usage(it, assembler, app[PRICES], self.route)
+        app[RECORDER].record(it)
+
+
+async def _proxy(request: web.Request, endpoint: str) -> web.StreamResponse:
+    exchange = _Exchange(request, endpoint)
+    try:
+        body, stream, hide_usage = await _prepare(exchange, endpoint)
+        upstream = await request.app[PROVIDERS][exchange.route.provider].send(  # type: ignore[union-attr]
+            endpoint, body, stream
+        )
+    except ApiError as error:
+        exchange.fail(error)
+        exchange.record(None, answered=False)
+        return error_response(error, headers=exchange.headers)
+    if upstream.chunks is not None:
+        return await _relay_stream(exchange, upstream, hide_usage)
+    return await _relay_body(exchange, upstream)
+
+
+async def _prepare(exchange: _Exchange, endpoint: str) -> tuple[dict[str, Any], bool, bool]:
+    """Validate and rewrite the body for upstream; fills the interaction as it learns."""
+    request, it = exchange.request, exchange.interaction
+    body = await _read_json(request)
+    meta = read_metadata(request.headers, body)
+    it.user, it.session, it.tags = meta.user, meta.session, meta.tags
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("You must provide a model parameter.", param="model")
+    it.requested_model = model
+    route = exchange.route = request.app[ROUTER].route(model)
+    it.provider, it.upstream_model, it.variant = route.provider, route.upstream_model, route.variant
+    if route.variant:
+        exchange.headers[VARIANT_HEADER] = route.variant
+    body["model"] = route.upstream_model
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean.", param="stream")
+    it.stream = stream = stream and endpoint != "embeddings"
+    hide_usage = False
+    if stream:
+        options = body.get("stream_options") or {}
+        if not isinstance(options, dict):
+            raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
+        if not options.get("include_usage"):
+            # Ask for usage so the record has real token counts; the extra chunk is
+            # dropped on the way back so this client sees the stream it asked for.
+            body["stream_options"] = {**options, "include_usage": True}
+            hide_usage = True
+    it.request = body
+    return body, stream, hide_usage
+
+
+async def _read_json(request: web.Request) -> dict[str, Any]:
+    limit = request.app[CONFIG].server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.")
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, got '{request.content_type}'."
+        )
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.") from None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. Expected a JSON object."
+        ) from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return body
+
+
+async def _relay_body(exchange: _Exchange, upstream: UpstreamResponse) -> web.StreamResponse:
+    response = web.Response(
+        body=upstream.body,
+        status=upstream.status,
+        headers={**exchange.headers, "Content-Type": upstream.content_type},
+    )
+    assembler = ResponseAssembler(exchange.interaction.endpoint)
+    try:
+        await response.prepare(exchange.request)
+        await response.write_eof()
+    except ConnectionResetError:
+        exchange.interaction.status = CLIENT_DISCONNECTED
+    it = exchange.interaction
+    it.http_status = upstream.status
+    parsed = _parse(upstream.body)
+    if upstream.status >= 400:
+        # An upstream 4xx is the provider's verdict on the request: relayed as is, recorded.
+        error = parsed.get("error") if isinstance(parsed, dict) else None
+        error = error if isinstance(error, dict) else {}
+        it.status = ERROR
+        it.error_type = str(error.get("type") or "upstream_client_error")
+        it.error_message = str(
+            error.get("message") or (upstream.body or b"")[:500].decode(errors="replace")
+        )
+        exchange.record(None, answered=False)
+    else:
+        assembler.load(parsed if isinstance(parsed, dict) else {})
+        exchange.record(assembler, answered=True)
+    return response
+
+
+async def _relay_stream(
+    exchange: _Exchange, upstream: UpstreamResponse, hide_usage: bool
+) -> web.StreamResponse:
+    assert upstream.chunks is not None
+    it = exchange.interaction
+    assembler = ResponseAssembler(it.endpoint, hide_usage_chunk=hide_usage)
+    response = web.StreamResponse(
+        status=200,
+        headers={
+            **exchange.headers,
+            "Content-Type": upstream.content_type,
+            "Cache-Control": "no-cache",
+        },
+    )
+    try:
+        await response.prepare(exchange.request)
+        async for data in upstream.chunks:
+            out = assembler.feed(data, time.perf_counter())
+            if out:
+                await response.write(out)
+        tail = assembler.flush(time.perf_counter())
+        if tail:
+            await response.write(tail)
+        await response.write_eof()
+    except UpstreamError as error:
+        # Headers are gone already: tell the client in-stream, as OpenAI does, then end.
+        exchange.fail(error)
+        it.http_status = 200
+        await _write_quietly(response, b"data: " + orjson.dumps(error.to_body()) + b"\n\n")
+    except (ConnectionResetError, asyncio.CancelledError) as exc:
+        it.status = CLIENT_DISCONNECTED
+        it.error_message = "client disconnected mid-stream"
+        exchange.record(assembler, answered=True)
+        await _close(upstream)
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        return response
+    await _close(upstream)
+    exchange.record(assembler, answered=True)
+    return response
+
+
+async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:
+    try:
+        await response.write(data)
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the client left too; the record says what happened upstream
+
+
+async def _close(upstream: UpstreamResponse) -> None:
+    aclose = getattr(upstream.chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _parse(body: bytes | None) -> Any:
+    try:
+        return orjson.loads(body or b"")
+    except orjson.JSONDecodeError:
+        return None

@@ -1,0 +1,83 @@
+"""Who asked and in what context: user, session and tags, from headers or the body's `flywheel`.
+
+The body field is removed before forwarding (providers reject unknown fields). The body wins
+over headers for a single call; headers are what SDK clients usually set once as defaults.
+The user falls back to OpenAI's own `user` field, which is left in the body for the provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from multidict import CIMultiDictProxy
+
+from gateway.errors import InvalidRequest
+
+# Bounds keep one client from writing unbounded metadata into every row.
+MAX_ID_LENGTH = 256
+MAX_TAGS = 32
+
+
+@dataclass(frozen=True)
+class RequestMetadata:
+    user: str | None = None
+    session: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def parse_tags(raw: str, param: str) -> dict[str, str]:
+    """`team=search,env=prod` -> {"team": "search", "env": "prod"}; a bare word maps to ""."""
+    tags = {}
+    for item in raw.split(","):
+        key, _, value = item.partition("=")
+        if key.strip():
+            tags[key.strip()] = value.strip()
+    return _check_tags(tags, param)
+
+
+def _check_tags(tags: dict[str, Any], param: str) -> dict[str, str]:
+    if len(tags) > MAX_TAGS:
+        raise InvalidRequest(f"At most {MAX_TAGS} tags are allowed.", param=param)
+    for key, value in tags.items():
+        if not isinstance(value, str | int | float | bool):
+            raise InvalidRequest(f"Tag {key!r} must have a string value.", param=param)
+    return {str(k)[:MAX_ID_LENGTH]: str(v)[:MAX_ID_LENGTH] for k, v in tags.items()}
+
+
+def _identifier(value: Any, param: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"'{param}' must be a string.", param=param)
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidRequest(f"'{param}' is longer than {MAX_ID_LENGTH} characters.", param=param)
+    return value
+
+
+def read_metadata(headers: CIMultiDictProxy[str], body: dict[str, Any]) -> RequestMetadata:
+    """Collect metadata and strip the `flywheel` field from `body` (in place)."""
+    extra = body.pop("flywheel", None)
+    if extra is None:
+        extra = {}
+    if not isinstance(extra, dict):
+        raise InvalidRequest("'flywheel' must be an object.", param="flywheel")
+    tags = parse_tags(headers.get("Flywheel-Tags", ""), "Flywheel-Tags")
+    body_tags = extra.get("tags")
+    if isinstance(body_tags, str):
+        tags.update(parse_tags(body_tags, "flywheel.tags"))
+    elif isinstance(body_tags, dict):
+        tags.update(_check_tags(body_tags, "flywheel.tags"))
+    elif body_tags is not None:
+        raise InvalidRequest(
+            "'flywheel.tags' must be an object or 'k=v,...'.", param="flywheel.tags"
+        )
+    user = _identifier(extra.get("user"), "flywheel.user") or _identifier(
+        headers.get("Flywheel-User"), "Flywheel-User"
+    )
+    if user is None and isinstance(body.get("user"), str):
+        user = _identifier(body["user"], "user")
+    session = _identifier(extra.get("session"), "flywheel.session") or _identifier(
+        headers.get("Flywheel-Session"), "Flywheel-Session"
+    )
+    return RequestMetadata(user=user, session=session, tags=_check_tags(tags, "flywheel.tags"))

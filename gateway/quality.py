@@ -1,0 +1,47 @@
+"""Data-quality flags: cheap signals that an interaction should not become training data as is."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from gateway.tokens import message_text
+
+UNRENDERED_TEMPLATE = "unrendered_template"
+EMPTY_RESPONSE = "empty_response"
+TRUNCATED = "truncated"
+CONTENT_FILTERED = "content_filtered"
+
+# `{{ name }}` (Jinja, Mustache) or `{name}` (str.format, LangChain). Identifiers only, so JSON
+# objects and code blocks in prompts do not match.
+_PLACEHOLDER = re.compile(r"\{\{\s*[A-Za-z_][\w.]*\s*\}\}|(?<!\{)\{[A-Za-z_]\w*\}(?!\})")
+
+
+def prompt_text(endpoint: str, request: dict[str, Any] | None) -> str:
+    if not request:
+        return ""
+    if endpoint == "chat/completions":
+        return "\n".join(message_text(m) for m in request.get("messages") or [])
+    raw = request.get("prompt" if endpoint == "completions" else "input")
+    items = raw if isinstance(raw, list) else [raw]
+    return "\n".join(item for item in items if isinstance(item, str))
+
+
+def quality_flags(
+    endpoint: str,
+    request: dict[str, Any] | None,
+    answer_text: str | None,
+    has_tool_calls: bool,
+    finish_reason: str | None,
+) -> list[str]:
+    flags = []
+    if _PLACEHOLDER.search(prompt_text(endpoint, request)):
+        flags.append(UNRENDERED_TEMPLATE)
+    if endpoint != "embeddings":
+        if not (answer_text or "").strip() and not has_tool_calls:
+            flags.append(EMPTY_RESPONSE)
+        if finish_reason == "length":
+            flags.append(TRUNCATED)
+        if finish_reason == "content_filter":
+            flags.append(CONTENT_FILTERED)
+    return flags

@@ -1,0 +1,157 @@
+"""SQLite engine: the zero-setup default for one host.
+
+sqlite3 blocks, so every call runs on one dedicated thread that owns the connection; the event
+loop only awaits the result. WAL lets readers (admin API, exporters) work while the recorder writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import orjson
+
+from gateway.errors import StoreError
+from gateway.interaction import COLUMNS, JSON_COLUMNS, Interaction
+from gateway.store.base import load_migrations
+
+T = TypeVar("T")
+_JSON_INDEXES = [i for i, name in enumerate(COLUMNS) if name in JSON_COLUMNS]
+_INSERT = (
+    f"INSERT INTO interactions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    " ON CONFLICT (id) DO NOTHING"
+)
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///relative.db` -> `relative.db`; `sqlite:////abs/x.db` -> `/abs/x.db`."""
+    path = urlparse(url).path
+    return path[1:] if path.startswith("/") else path
+
+
+class SQLiteStore:
+    engine = "sqlite"
+
+    def __init__(self, path: str):
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flywheel-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, url: str) -> SQLiteStore:
+        store = cls(sqlite_path(url))
+        await store._run(store._connect)
+        return store
+
+    def _connect(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable across application crashes in WAL mode; only a power loss can
+        # drop the last transactions, which FULL would guard at a large write cost.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        self._conn = conn
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite {self.path}: {exc}") from exc
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError("sqlite store is closed")
+        return self._conn
+
+    async def migrate(self) -> list[str]:
+        return await self._run(self._migrate)
+
+    def _migrate(self) -> list[str]:
+        conn = self.conn
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        # BEGIN IMMEDIATE takes the write lock first, so two processes starting at once
+        # cannot both apply the same migration.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            applied = []
+            for migration in load_migrations(self.engine):
+                if migration.version in done:
+                    continue
+                for statement in migration.sql.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (migration.version, migration.name, datetime.now(UTC).isoformat()),
+                )
+                applied.append(f"{migration.version:04d}_{migration.name}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return applied
+
+    async def insert_interactions(self, rows: Sequence[Interaction]) -> None:
+        await self._run(self._insert, [row.as_row() for row in rows])
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        # JSON encoding happens here, on the store's thread, not on the event loop.
+        params = [_to_sqlite(row) for row in rows]
+        conn = self.conn
+        conn.execute("BEGIN")
+        try:
+            conn.executemany(_INSERT, params)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def get_interaction(self, interaction_id: str) -> dict[str, Any] | None:
+        return await self._run(self._get, interaction_id)
+
+    def _get(self, interaction_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT * FROM interactions WHERE id = ?", (interaction_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        record = dict(row)
+        for name in JSON_COLUMNS:
+            if record[name] is not None:
+                record[name] = orjson.loads(record[name])
+        record["stream"] = bool(record["stream"])
+        record["usage_estimated"] = bool(record["usage_estimated"])
+        return record
+
+    async def ping(self) -> None:
+        await self._run(lambda: self.conn.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._run(self._conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+
+
+def _to_sqlite(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    out = list(values)
+    out[1] = out[1].isoformat()  # created_at
+    for i in _JSON_INDEXES:
+        if out[i] is not None:
+            out[i] = orjson.dumps(out[i]).decode()
+    return tuple(out)
