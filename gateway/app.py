@@ -76,7 +76,7 @@ async def _recorder(app: web.Application) -> AsyncIterator[None]:
     app[RECORDER] = recorder
     recorder.start()
     yield
-    await recorder.close(timeout=app[CONFIG].server.shutdown_timeout)
+    await recorder.close(drain_seconds=app[CONFIG].server.shutdown_timeout)
 
 
 async def _providers(app: web.Application) -> AsyncIterator[None]:

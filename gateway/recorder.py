@@ -53,14 +53,16 @@ class Recorder:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="flywheel-recorder")
 
-    async def close(self, timeout: float) -> None:
-        """Write what is queued, for at most `timeout` seconds, then stop."""
+    async def close(self, drain_seconds: float) -> None:
+        """Write what is queued, for at most `drain_seconds`, then stop."""
         if self._task is None:
             return
         try:
-            await asyncio.wait_for(self._queue.join(), timeout)
+            await asyncio.wait_for(self._queue.join(), drain_seconds)
         except TimeoutError:
-            log.error("recorder: %d interactions not written at shutdown", self.depth)
+            log.error(
+                "recorder: shutdown drain timed out, %d interactions still queued", self.depth
+            )
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
