@@ -15,7 +15,7 @@ from aiohttp import web
 from gateway.config import ApiKey, AuthConfig
 from gateway.errors import AuthenticationFailed, PermissionDenied
 
-KEY_NAME = "flywheel.api_key_name"  # request[...] slot holding the authenticated key's name
+KEY_NAME = web.RequestKey("api_key_name", str)  # the authenticated key's name
 
 
 def scope_for(path: str) -> str | None:
