@@ -76,7 +76,9 @@ def _check_config(config: Config, args: argparse.Namespace) -> None:
         if provider.type != "demo" and not provider.api_key:
             print(f"warning: providers.{provider.name}.api_key is empty", file=sys.stderr)
     if not config.auth.keys:
-        print("warning: auth.keys is empty: the server will only listen on 127.0.0.1")
+        print(
+            "warning: auth.keys is empty: the server will only listen on 127.0.0.1", file=sys.stderr
+        )
 
 
 def _migrate(config: Config, args: argparse.Namespace) -> None:

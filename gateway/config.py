@@ -6,6 +6,7 @@ Unknown keys are errors that name the key and the file: a typo must never "work"
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -232,7 +233,7 @@ class _Reader:
     def section(self, cls: type, value: Any, path: str) -> Any:
         """Build dataclass `cls` from a mapping, coercing each field to its annotated type."""
         fields = self.mapping(value, path)
-        declared = cls.__dataclass_fields__
+        declared = {f.name: f for f in dataclasses.fields(cls)}
         self.known_keys(fields, path, tuple(declared))
         kwargs = {}
         for key, raw in fields.items():

@@ -142,28 +142,28 @@ class ResponseAssembler:
     @property
     def finish_reason(self) -> str | None:
         if self.whole is not None:
-            choices = self.whole.get("choices") or [{}]
-            return choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
-        first = self._choices.get(0)
-        return first.finish_reason if first else None
+            return self._whole_choice().get("finish_reason")
+        streamed = self._choices.get(0)
+        return streamed.finish_reason if streamed else None
 
     def answer_text(self) -> str:
         if self.whole is not None:
-            choices = self.whole.get("choices") or [{}]
-            first = choices[0] if isinstance(choices[0], dict) else {}
-            if "text" in first:
-                return str(first.get("text") or "")
-            return str((first.get("message") or {}).get("content") or "")
-        first = self._choices.get(0)
-        return "".join(first.content) if first else ""
+            choice = self._whole_choice()
+            if "text" in choice:
+                return str(choice.get("text") or "")
+            return str((choice.get("message") or {}).get("content") or "")
+        streamed = self._choices.get(0)
+        return "".join(streamed.content) if streamed else ""
 
     def has_tool_calls(self) -> bool:
         if self.whole is not None:
-            choices = self.whole.get("choices") or [{}]
-            first = choices[0] if isinstance(choices[0], dict) else {}
-            return bool((first.get("message") or {}).get("tool_calls"))
-        first = self._choices.get(0)
-        return bool(first and first.tool_calls)
+            return bool((self._whole_choice().get("message") or {}).get("tool_calls"))
+        streamed = self._choices.get(0)
+        return bool(streamed and streamed.tool_calls)
+
+    def _whole_choice(self) -> dict[str, Any]:
+        choices = (self.whole or {}).get("choices") or [{}]
+        return choices[0] if isinstance(choices[0], dict) else {}
 
     def response(self) -> dict[str, Any]:
         """The body to store: the provider's own, or for a stream the message it added up to."""
