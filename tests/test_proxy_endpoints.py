@@ -17,7 +17,7 @@ from tests.fake_upstream import (
     expected_completion_text,
     expected_embedding,
 )
-from tests.harness import GatewayHarness
+from tests.harness import GatewayHarness, fetch_interaction
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 
@@ -185,3 +185,31 @@ async def test_demo_model_answers_offline(gateway: GatewayHarness, upstream: Fak
     embedding = await client.embeddings.create(model="demo", input="hello")
     assert len(embedding.data[0].embedding) == 16
     assert upstream.requests == []
+
+
+async def test_azure_style_key_header_and_query(
+    make_gateway: Callable[..., Any], upstream: FakeUpstream, sqlite_url: str
+) -> None:
+    config = base_config(upstream, sqlite_url)
+    config["providers"]["fake"].update(
+        {"api_key_header": "api-key", "query": {"api-version": "2024-10-21"}}
+    )
+    gateway = await make_gateway(config)
+    await gateway.client().chat.completions.create(model="fake-chat", messages=MESSAGES)
+    received = upstream.requests[-1]
+    assert received.headers["api-key"] == "sk-provider-secret"
+    assert "authorization" not in received.headers
+
+
+async def test_capture_disabled_records_nothing(
+    make_gateway: Callable[..., Any], upstream: FakeUpstream, sqlite_url: str
+) -> None:
+    config = base_config(upstream, sqlite_url)
+    config["capture"] = {"enabled": False}
+    gateway = await make_gateway(config)
+    raw = await gateway.client().chat.completions.with_raw_response.create(
+        model="fake-chat", messages=MESSAGES
+    )
+    interaction_id = raw.headers[INTERACTION_HEADER]
+    await gateway.stop()  # drains the recorder: anything queued would now be written
+    assert await fetch_interaction(sqlite_url, interaction_id) is None

@@ -95,6 +95,8 @@ class _Exchange:
         it = self.interaction
         it.latency_ms = self.elapsed_ms()
         app = self.request.app
+        if not app[CONFIG].capture.enabled:
+            return
         if assembler is not None:
             fill_answer(it, assembler, answered)
             if assembler.first_token_at is not None and it.stream:
