@@ -1,0 +1,196 @@
+"""Start what the benchmark calls: the fake upstream, the forwarder, and one Flywheel per store.
+
+Every server is a separate process on loopback. Each Flywheel gets a generated config: one
+`openai_compat` provider pointing at the fake, one model `bench`, no auth keys (so it listens on
+127.0.0.1), and its own store: SQLite in the run's temp dir, or a throwaway PostgreSQL from
+`pgserver`. Every start registers its own stop on the ExitStack, so whatever happened, the
+caller's `finally` tears down exactly what was started, in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.procs import Child, free_port, pin, spawn, stop, wait_http, wait_tcp
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHAT_PATH = "/v1/chat/completions"
+READY_TIMEOUT = 60.0
+# Variables that would silently override the generated config in a child.
+_OVERRIDES = ("FLYWHEEL_CONFIG", "FLYWHEEL_DATABASE_URL")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Something the load generator calls. CPU is charged to `pid`, and to `db_pid`'s process
+    tree when the target has a database server of its own."""
+
+    name: str
+    url: str
+    pid: int
+    db_pid: int | None = None
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    latency_ms: float
+    chunks: int
+    chunk_spacing_ms: float
+    forwarder: bool
+    postgres: bool
+    server_cpus: frozenset[int] | None
+
+
+@dataclass
+class Fleet:
+    """The running targets, in the order they are measured (direct first)."""
+
+    targets: list[Target]
+    upstream_pid: int
+    notes: list[str] = field(default_factory=list)
+
+
+def flywheel_config(port: int, upstream_url: str, database_url: str) -> dict[str, Any]:
+    """A minimal Flywheel config: the fake upstream behind the model `bench`, capture on."""
+    return {
+        "server": {"host": "127.0.0.1", "port": port, "shutdown_timeout": 3},
+        "storage": {"url": database_url},
+        "capture": {"enabled": True},
+        "auth": {"keys": []},
+        "providers": {
+            "fake": {"type": "openai_compat", "base_url": upstream_url, "api_key": "sk-bench"}
+        },
+        "models": {"bench": {"provider": "fake", "model": "bench-upstream"}},
+        "pricing": {"bench-upstream": {"input_per_million": 0.1, "output_per_million": 0.4}},
+    }
+
+
+def _child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _OVERRIDES}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def _flywheel_argv(config_path: Path) -> list[str]:
+    script = Path(sys.executable).parent / "flywheel"
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "gateway"]
+    return [*base, "--log-level", "warning", "--config", str(config_path), "serve"]
+
+
+class FleetStarter:
+    """Starts the servers; each `start_*` registers the matching stop on `stack`."""
+
+    def __init__(self, stack: contextlib.ExitStack, workdir: Path, options: FleetOptions):
+        self.stack = stack
+        self.workdir = workdir
+        self.options = options
+        self.env = _child_env()
+
+    def _spawn(self, name: str, argv: Sequence[str]) -> Child:
+        child = spawn(name, argv, self.workdir, self.env)
+        self.stack.callback(stop, child)
+        if self.options.server_cpus:
+            pin(child.pid, self.options.server_cpus)
+        return child
+
+    def start_upstream(self, port: int) -> Child:
+        o = self.options
+        return self._spawn(
+            "fake-upstream",
+            [
+                sys.executable,
+                "-m",
+                "bench.fake_upstream",
+                f"--port={port}",
+                f"--latency-ms={o.latency_ms}",
+                f"--chunks={o.chunks}",
+                f"--chunk-spacing-ms={o.chunk_spacing_ms}",
+            ],
+        )
+
+    def start_forwarder(self, port: int, upstream_port: int) -> Child:
+        return self._spawn(
+            "forwarder",
+            [
+                sys.executable,
+                "-m",
+                "bench.forwarder",
+                f"--port={port}",
+                f"--upstream=http://127.0.0.1:{upstream_port}",
+            ],
+        )
+
+    def start_flywheel(self, name: str, port: int, upstream_port: int, database_url: str) -> Child:
+        config = flywheel_config(port, f"http://127.0.0.1:{upstream_port}/v1", database_url)
+        path = self.workdir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return self._spawn(name, _flywheel_argv(path))
+
+    def start_postgres(self) -> tuple[str, int]:
+        """A throwaway PostgreSQL server; returns (uri, postmaster pid). Stopped on unwind."""
+        pgdata = self.workdir / "pgdata"
+        with warnings.catch_warnings():
+            # pgserver asks platformdirs for a runtime dir that containers do not set.
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+        self.stack.callback(server.cleanup)
+        pid = server.get_pid()
+        if pid is None:
+            raise RuntimeError("pgserver started no postmaster")
+        if self.options.server_cpus:
+            pin(pid, self.options.server_cpus, tree=True)
+        return server.get_uri(), pid
+
+
+async def start_fleet(stack: contextlib.ExitStack, workdir: Path, options: FleetOptions) -> Fleet:
+    """Start every target and wait until each one answers."""
+    starter = FleetStarter(stack, workdir, options)
+    notes: list[str] = []
+    up_port = free_port()
+    upstream = starter.start_upstream(up_port)
+    waits = [wait_tcp(upstream, up_port, READY_TIMEOUT)]
+    targets = [Target("direct", f"http://127.0.0.1:{up_port}{CHAT_PATH}", upstream.pid)]
+
+    if options.forwarder:
+        port = free_port()
+        forwarder = starter.start_forwarder(port, up_port)
+        waits.append(wait_tcp(forwarder, port, READY_TIMEOUT))
+        targets.append(Target("forwarder", f"http://127.0.0.1:{port}{CHAT_PATH}", forwarder.pid))
+
+    port = free_port()
+    sqlite_url = "sqlite:///" + str(workdir / "flywheel.db")
+    flywheel = starter.start_flywheel("flywheel-sqlite", port, up_port, sqlite_url)
+    waits.append(wait_http(flywheel, f"http://127.0.0.1:{port}/healthz", READY_TIMEOUT))
+    targets.append(Target(flywheel.name, f"http://127.0.0.1:{port}{CHAT_PATH}", flywheel.pid))
+
+    if options.postgres:
+        try:
+            pg_url, pg_pid = starter.start_postgres()
+        except Exception as exc:  # any failure of the optional target only skips it
+            notes.append(f"flywheel-postgres skipped: pgserver failed: {exc!r}")
+        else:
+            port = free_port()
+            flywheel = starter.start_flywheel("flywheel-postgres", port, up_port, pg_url)
+            waits.append(wait_http(flywheel, f"http://127.0.0.1:{port}/healthz", READY_TIMEOUT))
+            url = f"http://127.0.0.1:{port}{CHAT_PATH}"
+            targets.append(Target(flywheel.name, url, flywheel.pid, db_pid=pg_pid))
+
+    await asyncio.gather(*waits)
+    return Fleet(targets, upstream.pid, notes)
+
+
+def remove_workdir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
