@@ -84,7 +84,8 @@ async def _providers(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=100, ttl_dns_cache=300)
     session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
     app[HTTP_SESSION] = session
-    app[PROVIDERS] = build_providers(app[CONFIG].providers, session)
+    # On a thread: a litellm provider imports litellm, which takes seconds.
+    app[PROVIDERS] = await asyncio.to_thread(build_providers, app[CONFIG].providers, session)
     yield
     for provider in app[PROVIDERS].values():
         await provider.close()
