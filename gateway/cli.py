@@ -21,11 +21,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
+        level=getattr(logging, getattr(args, "log_level", "info").upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        config = load_config(args.config)
+        config = load_config(getattr(args, "config", None))
         sys.exit(args.command(config, args) or 0)
     except FlywheelError as exc:
         print(f"flywheel: {exc}", file=sys.stderr)
@@ -33,26 +33,31 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="flywheel", description=__doc__)
-    parser.add_argument(
+    # The shared options are accepted before or after the command (`flywheel --config X serve`
+    # and `flywheel serve --config X`); SUPPRESS keeps the sub-command from resetting them.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
         "--config",
-        default=None,
+        default=argparse.SUPPRESS,
         help=f"config file (default: $FLYWHEEL_CONFIG or ./{DEFAULT_CONFIG_PATH})",
     )
-    parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    common.add_argument(
+        "--log-level", default=argparse.SUPPRESS, choices=["debug", "info", "warning", "error"]
     )
+    parser = argparse.ArgumentParser(prog="flywheel", description=__doc__, parents=[common])
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the gateway")
+    serve = commands.add_parser("serve", parents=[common], help="run the gateway")
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
     serve.set_defaults(command=_serve)
 
-    check = commands.add_parser("check-config", help="validate the config and print the models")
+    check = commands.add_parser(
+        "check-config", parents=[common], help="validate the config and print the models"
+    )
     check.set_defaults(command=_check_config)
 
-    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate = commands.add_parser("migrate", parents=[common], help="apply database migrations")
     migrate.set_defaults(command=_migrate)
     return parser
 
@@ -76,9 +81,7 @@ def _check_config(config: Config, args: argparse.Namespace) -> None:
         if provider.type != "demo" and not provider.api_key:
             print(f"warning: providers.{provider.name}.api_key is empty", file=sys.stderr)
     if not config.auth.keys:
-        print(
-            "warning: auth.keys is empty: the server will only listen on 127.0.0.1", file=sys.stderr
-        )
+        print("warning: auth.keys is empty: serving 127.0.0.1 only", file=sys.stderr)
 
 
 def _migrate(config: Config, args: argparse.Namespace) -> None:

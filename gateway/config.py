@@ -274,10 +274,9 @@ class _Reader:
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             value = os.environ.get(name)
-            if value is None:
-                if default is None:
-                    self.fail(path, f"uses environment variable ${{{name}}}, which is not set")
-                return default or ""
-            return value
+            if value is None and default is None:
+                self.fail(path, f"uses environment variable ${{{name}}}, which is not set")
+            # As in the shell: `:-` applies to an empty variable as well as an unset one.
+            return value or default or ""
 
         return _ENV_REF.sub(substitute, text)

@@ -23,13 +23,27 @@ _INSERT = (
 )
 
 
+def _without_nul(value: Any) -> Any:
+    """PostgreSQL text and jsonb cannot hold U+0000, which model output can contain; one such
+    row would fail its whole batch. It becomes U+FFFD, the replacement character."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def _encode_json(value: Any) -> str:
+    text = orjson.dumps(value).decode()
+    return orjson.dumps(_without_nul(value)).decode() if "\\u0000" in text else text
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
         await conn.set_type_codec(
-            kind,
-            schema="pg_catalog",
-            encoder=lambda value: orjson.dumps(value).decode(),
-            decoder=orjson.loads,
+            kind, schema="pg_catalog", encoder=_encode_json, decoder=orjson.loads
         )
 
 
@@ -76,7 +90,7 @@ class PostgresStore:
             async with self._pool.acquire() as conn:
                 # executemany pipelines the batch in one round trip; COPY would be faster
                 # still but cannot skip ids that a spool replay already wrote.
-                await conn.executemany(_INSERT, [row.as_row() for row in rows])
+                await conn.executemany(_INSERT, [_row(row) for row in rows])
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"postgres insert failed: {exc}") from exc
 
@@ -97,3 +111,9 @@ class PostgresStore:
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+def _row(interaction: Interaction) -> tuple[Any, ...]:
+    return tuple(
+        _without_nul(value) if isinstance(value, str) else value for value in interaction.as_row()
+    )

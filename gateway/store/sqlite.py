@@ -42,11 +42,16 @@ class SQLiteStore:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flywheel-sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
 
     @classmethod
     async def open(cls, url: str) -> SQLiteStore:
         store = cls(sqlite_path(url))
-        await store._run(store._connect)
+        try:
+            await store._run(store._connect)
+        except StoreError:
+            store._executor.shutdown(wait=False)
+            raise
         return store
 
     def _connect(self) -> None:
@@ -62,10 +67,12 @@ class SQLiteStore:
         self._conn = conn
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreError(f"sqlite {self.path}: store is closed")
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn, *args)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"sqlite {self.path}: {exc}") from exc
 
     @property
@@ -142,15 +149,18 @@ class SQLiteStore:
         await self._run(lambda: self.conn.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
+        if self._closed:
+            return
         if self._conn is not None:
             await self._run(self._conn.close)
             self._conn = None
+        self._closed = True
         self._executor.shutdown(wait=True)
 
 
 def _to_sqlite(values: tuple[Any, ...]) -> tuple[Any, ...]:
     out = list(values)
-    out[1] = out[1].isoformat()  # created_at
+    out[1] = out[1].astimezone(UTC).isoformat()  # created_at, in UTC so text order is time order
     for i in _JSON_INDEXES:
         if out[i] is not None:
             out[i] = orjson.dumps(out[i]).decode()
