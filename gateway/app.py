@@ -23,6 +23,7 @@ from gateway.providers import build_providers
 from gateway.proxy import handlers
 from gateway.recorder import Recorder
 from gateway.routing import Router
+from gateway.spool import Spool
 from gateway.store import open_store
 from gateway.tokens import encoding_for
 
@@ -72,7 +73,13 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 
 async def _recorder(app: web.Application) -> AsyncIterator[None]:
     capture = app[CONFIG].capture
-    recorder = Recorder(app[STORE], queue_size=capture.queue_size, batch_size=capture.batch_size)
+    recorder = Recorder(
+        app[STORE],
+        Spool(capture.spool_dir),
+        queue_size=capture.queue_size,
+        batch_size=capture.batch_size,
+        write_timeout=capture.write_timeout,
+    )
     app[RECORDER] = recorder
     recorder.start()
     yield

@@ -47,6 +47,11 @@ class CaptureConfig:
     enabled: bool = True
     queue_size: int = 10_000
     batch_size: int = 500
+    # Where rows wait on disk while the store is down or the queue is full.
+    spool_dir: str = "flywheel-spool"
+    # A write slower than this counts as a failure and its batch is spooled. It also bounds
+    # what `kill -9` can lose: rows answered while one write was under way.
+    write_timeout: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,18 @@
-"""The recorder: hands interactions from the request path to the store without ever waiting on it.
+"""The recorder: hands interactions from the request path to the store, losing none of them.
 
-`record()` is synchronous and O(1): it puts the interaction on a bounded in-memory queue. One
-background task takes whatever has queued up (up to `batch_size`) and writes it in one batch, so
-under load batches grow by themselves and an idle gateway writes each row at once.
+`record()` is synchronous and O(1) and never blocks: it puts the interaction on a bounded
+in-memory queue. One background task takes whatever has queued up (up to `batch_size`) and writes
+it in one batch, so under load batches grow by themselves and an idle gateway writes each row at
+once.
 
-It must never block or raise into a request. When the store fails, the batch is retried with
-backoff while new rows wait in the queue; when the queue is full, new rows are dropped and
-counted loudly (durable spooling to disk is the next step, see issue 3).
+When the store fails or is slower than `capture.write_timeout`, the batch goes to the local spool
+(append-only, fsync per batch) and the recorder keeps spooling until the store answers again; it
+then replays the spool in order (the store ignores ids it already has, so a replay is
+exactly-once) before writing directly again. When the queue is full, `record()` appends the row to
+the spool itself. Memory stays bounded by `queue_size` whatever the database does.
+
+What `kill -9` can lose: only rows still in the in-memory queue, i.e. those answered while the
+current batch was being written, at most `write_timeout` seconds' worth (and `queue_size` rows).
 """
 
 from __future__ import annotations
@@ -14,81 +20,164 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import time
 
 from gateway.errors import StoreError
 from gateway.interaction import Interaction
+from gateway.spool import Segment, Spool
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
 
-_RETRY_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)
-
 
 class Recorder:
-    def __init__(self, store: Store, *, queue_size: int = 10_000, batch_size: int = 500):
+    def __init__(
+        self,
+        store: Store,
+        spool: Spool,
+        *,
+        queue_size: int = 10_000,
+        batch_size: int = 500,
+        write_timeout: float = 5.0,
+        probe_interval: float = 1.0,
+    ):
         self.store = store
+        self.spool = spool
         self.batch_size = batch_size
+        self.write_timeout = write_timeout
+        self.probe_interval = probe_interval
         self._queue: asyncio.Queue[Interaction] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
+        self._in_flight: list[Interaction] = []
+        # Start by spooling when an earlier run (or a dead worker) left rows to replay.
+        self.spooling = spool.pending()
+        self._next_probe = 0.0
         self.written = 0
-        self.dropped = 0
+        self.spooled = 0
+        self.replayed = 0
         self.write_errors = 0
 
+    # -- request path ------------------------------------------------------------------------
     def record(self, interaction: Interaction) -> None:
         try:
             self._queue.put_nowait(interaction)
         except asyncio.QueueFull:
-            self.dropped += 1
-            log.error(
-                "recorder queue full (%d rows): dropped interaction %s (%d dropped so far)",
-                self._queue.maxsize,
-                interaction.id,
-                self.dropped,
-            )
+            # Straight to disk (one buffered write; fsynced with the next batch): never block
+            # the request, never drop the row, never grow memory.
+            try:
+                self.spool.write([interaction])
+            except OSError:
+                log.exception("recorder: queue full and spool unwritable: lost %s", interaction.id)
+                return
+            self.spooled += 1
+            self.spooling = True
 
     @property
     def depth(self) -> int:
         return self._queue.qsize()
 
+    # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="flywheel-recorder")
 
     async def close(self, drain_seconds: float) -> None:
-        """Write what is queued, for at most `drain_seconds`, then stop."""
+        """Write what is queued for at most `drain_seconds`; spool whatever is left."""
         if self._task is None:
             return
         try:
             await asyncio.wait_for(self._queue.join(), drain_seconds)
         except TimeoutError:
-            log.error(
-                "recorder: shutdown drain timed out, %d interactions still queued", self.depth
-            )
+            log.warning("recorder: drain timed out, spooling %d interactions", self.depth)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        # A batch cut off mid-write may or may not be stored: spooling it again is safe.
+        leftover = self._in_flight + [self._queue.get_nowait() for _ in range(self.depth)]
+        if leftover:
+            self.spool.append(leftover)  # blocking is fine now: nothing else is running
+            self.spooled += len(leftover)
+            log.info("recorder: %d interactions spooled at shutdown", len(leftover))
+        self.spool.close()
 
+    # -- the writer task ---------------------------------------------------------------------
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await self._write(batch)
+            try:
+                batch = await asyncio.wait_for(
+                    self._take_batch(), self.probe_interval if self.spooling else None
+                )
+            except TimeoutError:  # idle while spooling: time to see whether the store is back
+                await self._maybe_replay()
+                continue
+            self._in_flight = batch
+            if self.spooling or not await self._insert(batch):
+                await self._spool(batch)
+                await self._maybe_replay()
+            self._in_flight = []
             for _ in batch:
                 self._queue.task_done()
 
-    async def _write(self, batch: list[Interaction]) -> None:
-        for attempt, delay in enumerate((*_RETRY_BACKOFF, None)):
-            try:
-                await self.store.insert_interactions(batch)
-            except StoreError as exc:
-                self.write_errors += 1
-                if delay is None:
-                    log.error("recorder: gave up on %d interactions: %s", len(batch), exc)
-                    self.dropped += len(batch)
+    async def _take_batch(self) -> list[Interaction]:
+        batch = [await self._queue.get()]  # the only await: cancelling here loses nothing
+        while len(batch) < self.batch_size and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    async def _insert(self, batch: list[Interaction]) -> bool:
+        try:
+            await asyncio.wait_for(self.store.insert_interactions(batch), self.write_timeout)
+        except (StoreError, TimeoutError) as exc:
+            self.write_errors += 1
+            log.warning("recorder: store unavailable (%s); spooling to %s", exc, self.spool.folder)
+            self.spooling = True
+            self._next_probe = time.monotonic() + self.probe_interval
+            return False
+        self.written += len(batch)
+        return True
+
+    async def _spool(self, batch: list[Interaction]) -> None:
+        # The write is cheap (page cache); the fsync, which takes milliseconds, runs on a thread.
+        fileno = self.spool.write(batch)
+        if fileno is not None:
+            await asyncio.to_thread(os.fsync, fileno)
+        self.spooled += len(batch)
+
+    async def _maybe_replay(self) -> None:
+        """If the store answers, replay the spool in order, then go back to direct writes."""
+        if time.monotonic() < self._next_probe:
+            return
+        self._next_probe = time.monotonic() + self.probe_interval
+        try:
+            await asyncio.wait_for(self.store.ping(), self.write_timeout)
+        except (StoreError, TimeoutError):
+            return
+        # Rows recorded meanwhile wait in the queue, or land in a new segment when it is full
+        # (replayed on the next pass), so the store receives rows in the order they came.
+        while True:
+            self.spool.seal()
+            replayed_any = False
+            # Segments locked by another worker (its open one, or one it is replaying) are
+            # skipped: that worker stores them.
+            for segment in self.spool.segments():
+                if not await self._replay(segment):
                     return
-                log.warning("recorder: write failed (attempt %d), retrying: %s", attempt + 1, exc)
-                await asyncio.sleep(delay)
-            else:
-                self.written += len(batch)
-                return
+                replayed_any = True
+            if not replayed_any:  # and no await since the seal, so no row came in meanwhile
+                break
+        self.spooling = False
+        log.info("recorder: store is back; %d spooled interactions replayed", self.replayed)
+
+    async def _replay(self, segment: Segment) -> bool:
+        batches = segment.batches(self.batch_size)
+        try:
+            while batch := await asyncio.to_thread(next, batches, None):
+                await asyncio.wait_for(self.store.insert_interactions(batch), self.write_timeout)
+                self.replayed += len(batch)
+        except (StoreError, TimeoutError) as exc:
+            log.warning("recorder: replay of %s interrupted: %s", segment.path.name, exc)
+            segment.release()
+            return False
+        segment.done()
+        return True

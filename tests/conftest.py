@@ -7,6 +7,7 @@ instance for the whole run; every gateway gets a fresh database of its own.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -65,11 +66,14 @@ async def upstream() -> AsyncIterator[FakeUpstream]:
         yield fake
 
 
-def base_config(upstream: FakeUpstream, database_url: str) -> dict[str, Any]:
+def base_config(
+    upstream: FakeUpstream, database_url: str, spool_dir: str | None = None
+) -> dict[str, Any]:
     """A config with the fake upstream as provider `fake`, and a few models routed to it."""
     return {
         "server": {"shutdown_timeout": 5},
         "storage": {"url": database_url},
+        "capture": {"spool_dir": spool_dir or tempfile.mkdtemp(prefix="flywheel-spool-")},
         "providers": {
             "fake": {
                 "type": "openai_compat",

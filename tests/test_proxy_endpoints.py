@@ -205,7 +205,7 @@ async def test_capture_disabled_records_nothing(
     make_gateway: Callable[..., Any], upstream: FakeUpstream, sqlite_url: str
 ) -> None:
     config = base_config(upstream, sqlite_url)
-    config["capture"] = {"enabled": False}
+    config["capture"]["enabled"] = False
     gateway = await make_gateway(config)
     raw = await gateway.client().chat.completions.with_raw_response.create(
         model="fake-chat", messages=MESSAGES

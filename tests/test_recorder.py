@@ -1,4 +1,5 @@
-"""The recorder on a real SQLite store: drains on close, batches, retries, and never blocks."""
+"""The recorder on a real SQLite store: drains on close, batches, spools through outages and
+replays exactly once, and never blocks the caller."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from gateway import recorder as recorder_module
 from gateway.errors import StoreError
 from gateway.ids import uuid7
 from gateway.interaction import Interaction
 from gateway.recorder import Recorder
+from gateway.spool import Spool
 from gateway.store import Store, open_store
 
 
@@ -44,19 +45,24 @@ class CountingStore:
         await self.inner.close()
 
 
-class FlakyStore(CountingStore):
-    """A real store whose first `failures` writes fail as a database outage would."""
+class OutageStore(CountingStore):
+    """A real store behind a switch: while `down`, writes and pings fail as in an outage."""
 
-    def __init__(self, inner: Store, failures: int):
+    def __init__(self, inner: Store, down: bool = True):
         super().__init__(inner)
-        self.failures = failures
-        self.calls = 0
+        self.down = down
+        self.failed_writes = 0
 
     async def insert_interactions(self, rows: Sequence[Interaction]) -> None:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise StoreError(f"database unavailable (call {self.calls})")
+        if self.down:
+            self.failed_writes += 1
+            raise StoreError("database unavailable")
         await super().insert_interactions(rows)
+
+    async def ping(self) -> None:
+        if self.down:
+            raise StoreError("database unavailable")
+        await super().ping()
 
 
 def _interaction(n: int = 0) -> Interaction:
@@ -92,13 +98,31 @@ async def sqlite_store(db_path: Path) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Same number of attempts as in production, without waiting seconds between them."""
-    monkeypatch.setattr(recorder_module, "_RETRY_BACKOFF", (0.01,) * 5)
+def spool_dir(tmp_path: Path) -> Path:
+    return tmp_path / "spool"
 
 
-async def test_close_drains_every_queued_row(sqlite_store: Store, db_path: Path) -> None:
-    recorder = Recorder(sqlite_store, queue_size=2_000, batch_size=100)
+def _recorder(store: Store, spool_dir: Path, **options: Any) -> Recorder:
+    return Recorder(store, Spool(spool_dir), probe_interval=0.02, **options)
+
+
+async def _wait_for_rows(db_path: Path, count: int) -> list[str]:
+    for _ in range(1_000):
+        ids = _sqlite_ids(db_path)
+        if len(ids) >= count:
+            return ids
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"expected {count} rows, found {len(_sqlite_ids(db_path))}")
+
+
+def _spooled_lines(spool_dir: Path) -> int:
+    return sum(len(path.read_bytes().splitlines()) for path in spool_dir.glob("*.jsonl"))
+
+
+async def test_close_drains_every_queued_row(
+    sqlite_store: Store, db_path: Path, spool_dir: Path
+) -> None:
+    recorder = _recorder(sqlite_store, spool_dir, queue_size=2_000, batch_size=100)
     recorder.start()
     interactions = [_interaction(n) for n in range(1_000)]
     for interaction in interactions:
@@ -106,26 +130,27 @@ async def test_close_drains_every_queued_row(sqlite_store: Store, db_path: Path)
     await recorder.close(drain_seconds=10)
 
     assert sorted(_sqlite_ids(db_path)) == sorted(i.id for i in interactions)
-    assert (recorder.written, recorder.dropped, recorder.write_errors) == (1_000, 0, 0)
+    assert (recorder.written, recorder.spooled, recorder.write_errors) == (1_000, 0, 0)
     assert recorder.depth == 0
+    assert _spooled_lines(spool_dir) == 0
 
 
-async def test_rows_recorded_while_running_are_written(sqlite_store: Store, db_path: Path) -> None:
-    recorder = Recorder(sqlite_store, batch_size=10)
+async def test_rows_recorded_while_running_are_written_at_once(
+    sqlite_store: Store, db_path: Path, spool_dir: Path
+) -> None:
+    recorder = _recorder(sqlite_store, spool_dir, batch_size=10)
     recorder.start()
     first = _interaction(1)
     recorder.record(first)
-    for _ in range(500):  # an idle gateway writes a row at once, not at shutdown
-        if _sqlite_ids(db_path):
-            break
-        await asyncio.sleep(0.01)
-    assert _sqlite_ids(db_path) == [first.id]
+    assert await _wait_for_rows(db_path, 1) == [first.id]
     await recorder.close(drain_seconds=10)
 
 
-async def test_batches_are_bounded_by_batch_size(sqlite_store: Store, db_path: Path) -> None:
+async def test_batches_are_bounded_by_batch_size(
+    sqlite_store: Store, db_path: Path, spool_dir: Path
+) -> None:
     counting = CountingStore(sqlite_store)
-    recorder = Recorder(counting, queue_size=1_000, batch_size=64)
+    recorder = _recorder(counting, spool_dir, queue_size=1_000, batch_size=64)
     for n in range(1_000):
         recorder.record(_interaction(n))
     recorder.start()  # everything already queued: batches fill up to the bound
@@ -133,68 +158,95 @@ async def test_batches_are_bounded_by_batch_size(sqlite_store: Store, db_path: P
 
     assert sum(counting.batches) == 1_000
     assert max(counting.batches) == 64
-    assert all(0 < size <= 64 for size in counting.batches)
     assert len(counting.batches) == 16  # ceil(1000 / 64)
     assert len(_sqlite_ids(db_path)) == 1_000
 
 
-@pytest.mark.usefixtures("fast_retries")
-@pytest.mark.parametrize("failures", [1, 3, 5])
-async def test_failed_writes_are_retried(sqlite_store: Store, db_path: Path, failures: int) -> None:
-    flaky = FlakyStore(sqlite_store, failures=failures)
-    recorder = Recorder(flaky, batch_size=50)
-    interactions = [_interaction(n) for n in range(20)]
-    for interaction in interactions:
-        recorder.record(interaction)
+async def test_outage_spools_then_replays_exactly_once(
+    sqlite_store: Store, db_path: Path, spool_dir: Path
+) -> None:
+    store = OutageStore(sqlite_store, down=False)
+    recorder = _recorder(store, spool_dir, batch_size=7)
     recorder.start()
-    await recorder.close(drain_seconds=10)
-
-    assert sorted(_sqlite_ids(db_path)) == sorted(i.id for i in interactions)
-    assert recorder.write_errors == failures
-    assert flaky.calls == failures + 1
-    assert (recorder.written, recorder.dropped) == (20, 0)
-
-
-@pytest.mark.usefixtures("fast_retries")
-async def test_a_batch_is_given_up_after_the_last_retry(sqlite_store: Store, db_path: Path) -> None:
-    """Six failed attempts: the batch is counted as dropped, and the writer keeps going."""
-    flaky = FlakyStore(sqlite_store, failures=6)
-    recorder = Recorder(flaky, batch_size=50)
-    lost = [_interaction(n) for n in range(3)]
-    for interaction in lost:
+    before = [_interaction(n) for n in range(5)]
+    for interaction in before:
         recorder.record(interaction)
-    recorder.start()
-    for _ in range(500):
-        if recorder.dropped:
+    await _wait_for_rows(db_path, 5)
+
+    store.down = True
+    during = [_interaction(n) for n in range(100)]
+    for interaction in during:
+        recorder.record(interaction)
+        await asyncio.sleep(0)  # requests keep coming while the database is down
+    for _ in range(1_000):
+        if recorder.spooled == len(during):
             break
         await asyncio.sleep(0.01)
-    later = _interaction(99)
-    recorder.record(later)
+    assert recorder.spooled == len(during)
+    assert _spooled_lines(spool_dir) == len(during)
+    assert len(_sqlite_ids(db_path)) == 5
+
+    store.down = False
+    ids = await _wait_for_rows(db_path, 105)
     await recorder.close(drain_seconds=10)
+    assert sorted(ids) == sorted(i.id for i in before + during)
+    assert len(_sqlite_ids(db_path)) == 105  # exactly once
+    assert recorder.replayed == len(during)
+    assert list(spool_dir.glob("*.jsonl")) == []  # replayed segments are deleted
 
-    assert recorder.write_errors == 6
-    assert recorder.dropped == 3
-    assert recorder.written == 1
-    assert _sqlite_ids(db_path) == [later.id]
 
-
-async def test_full_queue_drops_without_blocking(sqlite_store: Store, db_path: Path) -> None:
-    recorder = Recorder(sqlite_store, queue_size=5, batch_size=10)  # writer never started
+async def test_full_queue_spills_to_the_spool_without_blocking(
+    sqlite_store: Store, db_path: Path, spool_dir: Path
+) -> None:
+    recorder = _recorder(sqlite_store, spool_dir, queue_size=5, batch_size=10)  # not started
     interactions = [_interaction(n) for n in range(12)]
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     for interaction in interactions:
         assert recorder.record(interaction) is None  # returns at once, never raises
-    assert loop.time() - started < 1.0
+    assert (recorder.depth, recorder.spooled) == (5, 7)
+    assert _spooled_lines(spool_dir) == 7
 
-    assert recorder.depth == 5
-    assert recorder.dropped == 7
-    assert recorder.written == 0
-    await recorder.close(drain_seconds=1)  # not started: returns at once
-    assert _sqlite_ids(db_path) == []
-
-    # The first five were kept: starting the writer stores exactly those.
     recorder.start()
+    ids = await _wait_for_rows(db_path, 12)
     await recorder.close(drain_seconds=10)
-    assert sorted(_sqlite_ids(db_path)) == sorted(i.id for i in interactions[:5])
-    assert recorder.dropped == 7
+    assert sorted(ids) == sorted(i.id for i in interactions)
+
+
+async def test_shutdown_during_an_outage_spools_and_a_restart_replays(
+    sqlite_store: Store, db_path: Path, spool_dir: Path
+) -> None:
+    """The spool outlives the process: a new recorder on the same folder stores its rows."""
+    down = OutageStore(sqlite_store, down=True)
+    first = _recorder(down, spool_dir, batch_size=10)
+    first.start()
+    interactions = [_interaction(n) for n in range(30)]
+    for interaction in interactions:
+        first.record(interaction)
+    await first.close(drain_seconds=0.5)
+    assert _sqlite_ids(db_path) == []
+    assert _spooled_lines(spool_dir) == 30
+
+    second = _recorder(sqlite_store, spool_dir)
+    assert second.spooling  # it found rows to replay before anything new came in
+    second.start()
+    ids = await _wait_for_rows(db_path, 30)
+    await second.close(drain_seconds=10)
+    assert sorted(ids) == sorted(i.id for i in interactions)
+
+
+async def test_a_torn_last_line_is_skipped_and_the_rest_replayed(
+    sqlite_store: Store, db_path: Path, spool_dir: Path
+) -> None:
+    """`kill -9` mid-write leaves half a line: every whole line before it is kept."""
+    spool = Spool(spool_dir)
+    whole = [_interaction(n) for n in range(3)]
+    spool.append(whole)
+    spool.seal()
+    segment = next(spool_dir.glob("*.jsonl"))
+    with segment.open("ab") as handle:
+        handle.write(b'{"id": "torn')
+
+    recorder = _recorder(sqlite_store, spool_dir)
+    recorder.start()
+    ids = await _wait_for_rows(db_path, 3)
+    await recorder.close(drain_seconds=10)
+    assert sorted(ids) == sorted(i.id for i in whole)

@@ -1,0 +1,148 @@
+"""The recorder's durable overflow: append-only JSON-lines segment files on local disk.
+
+Rows go here when the store is down, slow, or the in-memory queue is full, and are replayed in
+order as soon as the store answers again. Replays are exactly-once because the store ignores ids
+it already has. Files are segments named by a sequence number: the writer appends to the newest,
+replay reads the older ones in order and deletes each once stored. Every segment in use is held
+with an exclusive `flock`, so several workers can share one spool folder without replaying the
+same segment twice, and a worker that died leaves segments the others pick up.
+
+Writes are buffered `write`s into the page cache, cheap enough for the event loop; the fsync
+that makes them crash-proof is the caller's, on a thread. Reading a segment for replay blocks:
+callers iterate `Segment.batches` on a thread.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from gateway.interaction import COLUMNS, Interaction
+
+log = logging.getLogger(__name__)
+
+_SUFFIX = ".jsonl"
+
+
+def encode(interaction: Interaction) -> bytes:
+    return orjson.dumps(dict(zip(COLUMNS, interaction.as_row(), strict=True))) + b"\n"
+
+
+def decode(line: bytes) -> Interaction:
+    fields: dict[str, Any] = orjson.loads(line)
+    fields["created_at"] = datetime.fromisoformat(fields["created_at"])
+    return Interaction(**fields)
+
+
+class Spool:
+    def __init__(self, folder: str | os.PathLike[str], max_segment_bytes: int = 64 << 20):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.max_segment_bytes = max_segment_bytes
+        self._file: IO[bytes] | None = None
+        self._path: Path | None = None
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, rows: Sequence[Interaction]) -> int | None:
+        """Append rows (one buffered `write`) and return the file descriptor to fsync.
+
+        Once written the rows survive the process being killed; `os.fsync` on the returned
+        descriptor makes them survive the machine going down too. None: already synced,
+        because the segment reached its size limit and was sealed.
+        """
+        handle = self._current()
+        handle.write(b"".join(encode(row) for row in rows))
+        handle.flush()
+        if handle.tell() >= self.max_segment_bytes:  # bounded segments: replay reads one at a time
+            os.fsync(handle.fileno())
+            self.seal()
+            return None
+        return handle.fileno()
+
+    def append(self, rows: Sequence[Interaction]) -> None:
+        """Write and fsync, blocking; for shutdown, when nothing else runs."""
+        fileno = self.write(rows)
+        if fileno is not None:
+            os.fsync(fileno)
+
+    def _current(self) -> IO[bytes]:
+        if self._file is None:
+            # Nanosecond time plus pid: unique across workers, and sorts in write order.
+            self._path = self.folder / f"{time.time_ns():020d}-{os.getpid()}{_SUFFIX}"
+            self._file = open(self._path, "ab")  # noqa: SIM115 - kept open across calls
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        return self._file
+
+    def seal(self) -> None:
+        """Close the current segment so that it can be replayed; new rows start a new one."""
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()  # a closed file's data is kept by the OS, synced or not
+            self._file = None
+            self._path = None
+
+    # -- replaying -------------------------------------------------------------------------
+    def pending(self) -> bool:
+        """Whether any segment exists other than the one being written (cheap: a listdir)."""
+        return any(p != self._path for p in self.folder.glob(f"*{_SUFFIX}"))
+
+    def segments(self) -> Iterator[Segment]:
+        """Sealed segments, oldest first, each locked for the caller; skips those in use."""
+        for path in sorted(self.folder.glob(f"*{_SUFFIX}")):
+            if path == self._path:
+                continue
+            try:
+                handle = open(path, "rb")  # noqa: SIM115 - closed by Segment
+            except FileNotFoundError:
+                continue  # another worker replayed it meanwhile
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            if not path.exists():  # replayed and deleted between our open and our lock
+                handle.close()
+                continue
+            yield Segment(path, handle)
+
+    def close(self) -> None:
+        self.seal()
+
+
+class Segment:
+    """One sealed, locked spool file being replayed."""
+
+    def __init__(self, path: Path, handle: IO[bytes]):
+        self.path = path
+        self._handle = handle
+
+    def batches(self, size: int) -> Iterator[list[Interaction]]:
+        batch: list[Interaction] = []
+        for number, line in enumerate(self._handle, start=1):
+            if not line.endswith(b"\n"):
+                # A torn last line: the process died mid-write. Everything before it is whole.
+                log.warning("spool %s: ignoring torn line %d", self.path.name, number)
+                break
+            batch.append(decode(line))
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def done(self) -> None:
+        """Every row is stored: delete the file (under our lock, so nobody replays it again)."""
+        self.path.unlink(missing_ok=True)
+        self.release()
+
+    def release(self) -> None:
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
