@@ -13,11 +13,21 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from gateway.appkeys import CONFIG, HTTP_SESSION, PRICES, PROVIDERS, RECORDER, ROUTER, STORE
+from gateway.appkeys import (
+    CONFIG,
+    HTTP_SESSION,
+    IN_FLIGHT,
+    PRICES,
+    PROVIDERS,
+    RECORDER,
+    ROUTER,
+    STORE,
+)
 from gateway.auth import KeyRing, auth_middleware
 from gateway.config import Config
 from gateway.errors import StoreError
 from gateway.http_errors import error_middleware, json_response
+from gateway.overload import InFlightLimit
 from gateway.pricing import PriceTable
 from gateway.providers import build_providers
 from gateway.proxy import handlers
@@ -31,11 +41,13 @@ log = logging.getLogger(__name__)
 
 
 def create_app(config: Config) -> web.Application:
+    limit = InFlightLimit(config.server.max_in_flight)
     app = web.Application(
         client_max_size=config.server.max_body_bytes,
-        middlewares=[error_middleware, auth_middleware(KeyRing(config.auth))],
+        middlewares=[error_middleware, limit.middleware, auth_middleware(KeyRing(config.auth))],
     )
     app[CONFIG] = config
+    app[IN_FLIGHT] = limit
     app[ROUTER] = Router(config.models, config.providers)
     app.cleanup_ctx.extend([_store, _recorder, _providers, _capture_data])
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)

@@ -6,6 +6,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.config import Config
+from gateway.overload import InFlightLimit
 from gateway.pricing import PriceTable
 from gateway.providers import Provider
 from gateway.recorder import Recorder
@@ -19,3 +20,4 @@ PROVIDERS = web.AppKey("providers", dict[str, Provider])
 STORE = web.AppKey("store", Store)
 RECORDER = web.AppKey("recorder", Recorder)
 PRICES = web.AppKey("prices", PriceTable)
+IN_FLIGHT = web.AppKey("in_flight", InFlightLimit)

@@ -34,6 +34,11 @@ class ServerConfig:
     # always a client bug, and the whole body is held in memory.
     max_body_bytes: int = 10 * 1024 * 1024
     shutdown_timeout: float = 30.0
+    # Processes sharing the port (SO_REUSEPORT); 0 means one per CPU core.
+    workers: int = 0
+    # Past this many requests in flight (per worker) new ones get 503 at once instead of
+    # queueing without bound; LLM calls are long, so this is a count, not a rate.
+    max_in_flight: int = 1000
 
 
 @dataclass(frozen=True)

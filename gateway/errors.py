@@ -10,6 +10,7 @@
         ├── ModelNotFound           404 requested model is not configured
         ├── PayloadTooLarge         413 body over server.max_body_bytes
         ├── UnsupportedMediaType    415 body is not application/json
+        ├── Overloaded              503 too many requests in flight: retry shortly
         └── UpstreamError           502 provider failed (5xx, refused, cut off)
             └── UpstreamTimeout     504 provider did not answer in time
 
@@ -97,6 +98,12 @@ class UnsupportedMediaType(ApiError):
     status = 415
     type = "invalid_request_error"
     code = "unsupported_media_type"
+
+
+class Overloaded(ApiError):
+    status = 503
+    type = "overloaded_error"
+    code = "overloaded"
 
 
 class UpstreamError(ApiError):

@@ -1,0 +1,37 @@
+"""The in-flight cap: past `server.max_in_flight` requests, answer 503 at once.
+
+Queueing without bound is how a gateway under a burst runs out of memory and times out every
+caller instead of some. Rejected requests are cheap (no parsing, no record) and carry
+`Retry-After`, which the OpenAI SDKs honour with their built-in retries.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.errors import Overloaded
+from gateway.http_errors import error_response
+
+
+class InFlightLimit:
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.in_flight = 0
+        self.rejected = 0
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith("/v1/"):
+            return await handler(request)  # health, readiness and metrics must always answer
+        if self.in_flight >= self.limit:
+            self.rejected += 1
+            error = Overloaded(
+                f"The gateway has {self.limit} requests in flight, its limit. Retry shortly."
+            )
+            return error_response(error, headers={"Retry-After": "1"})
+        self.in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            self.in_flight -= 1
