@@ -1,20 +1,34 @@
-"""Run the app: pick the event loop, decide where to listen, serve until SIGTERM/SIGINT.
+"""Run the gateway: one process, or a supervisor with `server.workers` processes on one port.
 
-aiohttp's `run_app` stops accepting on a signal, lets in-flight requests finish for up to
-`server.shutdown_timeout` seconds, then runs the cleanup contexts (the recorder drains there).
+Workers share the port with SO_REUSEPORT, so the kernel spreads connections and no process
+proxies for another; each worker has its own app, pool, recorder and spool segment. The
+supervisor migrates the database once before forking, restarts a worker that dies, and on
+SIGTERM/SIGINT passes the signal on and waits for the workers' graceful shutdown: stop
+accepting, finish in-flight requests (`server.shutdown_timeout`), drain the recorder, spool
+the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
+import signal
+import time
+from multiprocessing.process import BaseProcess
 
 from aiohttp import web
 
 from gateway.app import create_app
 from gateway.config import Config
+from gateway.store import open_store
 
 log = logging.getLogger(__name__)
+
+# A worker that dies sooner than this after starting is crash-looping: wait before the next.
+_MIN_WORKER_LIFETIME = 5.0
+_RESTART_BACKOFF = 2.0
 
 
 def listen_host(config: Config, requested: str | None) -> str:
@@ -29,6 +43,30 @@ def listen_host(config: Config, requested: str | None) -> str:
     return host
 
 
+def serve(config: Config, *, host: str | None = None, port: int | None = None) -> None:
+    bind_host = listen_host(config, host)
+    bind_port = port or config.server.port
+    workers = config.server.workers or os.cpu_count() or 1
+    if workers == 1:
+        run_worker(config, bind_host, bind_port, reuse_port=False)
+        return
+    asyncio.run(_migrate(config))  # once, before the workers race to do it
+    Supervisor(config, bind_host, bind_port, workers).run()
+
+
+def run_worker(config: Config, host: str, port: int, *, reuse_port: bool) -> None:
+    _install_uvloop()
+    web.run_app(
+        create_app(config),
+        host=host,
+        port=port,
+        reuse_port=reuse_port,
+        shutdown_timeout=config.server.shutdown_timeout,
+        access_log=None,
+        print=lambda message: log.info("%s", message.strip()),
+    )
+
+
 def _install_uvloop() -> None:
     try:
         import uvloop
@@ -38,13 +76,83 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def serve(config: Config, *, host: str | None = None, port: int | None = None) -> None:
-    _install_uvloop()
-    web.run_app(
-        create_app(config),
-        host=listen_host(config, host),
-        port=port or config.server.port,
-        shutdown_timeout=config.server.shutdown_timeout,
-        access_log=None,
-        print=lambda message: log.info("%s", message.strip()),
-    )
+async def _migrate(config: Config) -> None:
+    store = await open_store(config.storage.url)
+    try:
+        applied = await store.migrate()
+        if applied:
+            log.info("store: applied migrations %s", ", ".join(applied))
+    finally:
+        await store.close()
+
+
+class Supervisor:
+    def __init__(self, config: Config, host: str, port: int, count: int):
+        self.config = config
+        self.host = host
+        self.port = port
+        self.count = count
+        # fork: workers inherit the parsed config; the supervisor has no loop or threads then.
+        self._context = multiprocessing.get_context("fork")
+        self._workers: dict[int, tuple[BaseProcess, float]] = {}
+        self._stopping = False
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        log.info("supervisor: starting %d workers on %s:%d", self.count, self.host, self.port)
+        for slot in range(self.count):
+            self._start(slot)
+        while not self._stopping:
+            self._replace_dead()
+            time.sleep(0.2)
+        self._shutdown()
+
+    def _start(self, slot: int) -> None:
+        process = self._context.Process(
+            target=_worker_main,
+            args=(self.config, self.host, self.port),
+            name=f"flywheel-worker-{slot}",
+            daemon=False,
+        )
+        process.start()
+        self._workers[slot] = (process, time.monotonic())
+
+    def _replace_dead(self) -> None:
+        for slot, (process, started) in list(self._workers.items()):
+            if process.is_alive() or self._stopping:
+                continue
+            log.error(
+                "worker %s (pid %s) exited with %s; starting a new one",
+                slot,
+                process.pid,
+                process.exitcode,
+            )
+            process.close()
+            if time.monotonic() - started < _MIN_WORKER_LIFETIME:
+                time.sleep(_RESTART_BACKOFF)
+            self._start(slot)
+
+    def _on_stop(self, signum: int, frame: object) -> None:
+        self._stopping = True
+
+    def _shutdown(self) -> None:
+        log.info("supervisor: stopping %d workers", len(self._workers))
+        for process, _ in self._workers.values():
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        # Workers need the request grace period plus the recorder's drain, bounded by the same.
+        deadline = time.monotonic() + 2 * self.config.server.shutdown_timeout + 5
+        for process, _ in self._workers.values():
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.error("worker pid %s did not stop in time: killing it", process.pid)
+                process.kill()
+                process.join()
+
+
+def _worker_main(config: Config, host: str, port: int) -> None:
+    # Default signal handling again: aiohttp's run_app installs its own for SIGTERM/SIGINT.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    run_worker(config, host, port, reuse_port=True)
