@@ -91,6 +91,7 @@ async def _recorder(app: web.Application) -> AsyncIterator[None]:
         queue_size=capture.queue_size,
         batch_size=capture.batch_size,
         write_timeout=capture.write_timeout,
+        flush_interval=capture.flush_interval,
     )
     app[RECORDER] = recorder
     recorder.start()

@@ -54,9 +54,11 @@ class CaptureConfig:
     batch_size: int = 500
     # Where rows wait on disk while the store is down or the queue is full.
     spool_dir: str = "flywheel-spool"
-    # A write slower than this counts as a failure and its batch is spooled. It also bounds
-    # what `kill -9` can lose: rows answered while one write was under way.
+    # A write slower than this counts as a failure and its batch is spooled.
     write_timeout: float = 5.0
+    # Seconds a batch may gather before it is written: fewer, larger writes under load. With
+    # write_timeout it bounds what `kill -9` can lose (rows not yet written or spooled).
+    flush_interval: float = 0.05
 
 
 @dataclass(frozen=True)
