@@ -22,12 +22,14 @@ def free_port() -> int:
 
 
 class ServedGateway:
-    """`python -m gateway serve` on a free port, with a config written to `folder`."""
+    """`python -m gateway serve` on a free port, run in `folder` with `folder/config.yaml`
+    (written from `config` when given)."""
 
-    def __init__(self, folder: Path, config: dict[str, Any]):
+    def __init__(self, folder: Path, config: dict[str, Any] | None = None):
         self.folder = folder
         self.port = free_port()
-        (folder / "config.yaml").write_text(yaml.safe_dump(config))
+        if config is not None:
+            (folder / "config.yaml").write_text(yaml.safe_dump(config))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYWHEEL_", "OPENAI_"))}
         self.log = (folder / "serve.log").open("wb")
         self.process = subprocess.Popen(
