@@ -162,7 +162,7 @@ async def run(
     return fleet, results
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+def on_sigterm(signum: int, frame: FrameType | None) -> None:
     """SIGTERM (from make, CI, `kill`) is handled exactly like Ctrl-C, so the `finally` blocks
     stop the children. While the event loop runs, asyncio.Runner's SIGINT handler cancels the
     main task cleanly; outside it, the default handler raises KeyboardInterrupt."""
@@ -173,7 +173,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
 
-def _loop_factory() -> asyncio.AbstractEventLoop:
+def loop_factory() -> asyncio.AbstractEventLoop:
     try:
         import uvloop
     except ImportError:
@@ -226,7 +226,7 @@ def _document(
 def main(argv: Sequence[str] | None = None) -> int:
     raw_argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(raw_argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, on_sigterm)
     pinning = choose_pinning(args)
     command = shlex.join([sys.executable, "-m", "bench.latency", *raw_argv])
     machine = machine_info()
@@ -237,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         stack.callback(remove_workdir, workdir)  # registered first: runs after every stop
         try:
-            with asyncio.Runner(loop_factory=_loop_factory) as runner:
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
                 fleet, results = runner.run(
                     asyncio.wait_for(run(args, workdir, stack, pinning), budget)
                 )

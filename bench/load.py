@@ -8,6 +8,7 @@ measures pure added latency: no queueing, no contention between requests.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import aiohttp
@@ -18,6 +19,11 @@ from bench.procs import BenchError
 DONE = b"data: [DONE]\n\n"
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
+
+# Requests that got an HTTP answer (any status), per URL, over the whole process: the loss check
+# compares each Flywheel's row count with this, and every load generator counts here, warm-ups
+# included, so no scenario has to remember to.
+ANSWERED: Counter[str] = Counter()
 
 
 def request_body(stream: bool) -> bytes:
@@ -57,6 +63,7 @@ def open_session() -> aiohttp.ClientSession:
 async def call_nonstream(session: aiohttp.ClientSession, url: str, body: bytes) -> Sample:
     start = time.perf_counter()
     async with session.post(url, data=body, headers=HEADERS) as response:
+        ANSWERED[url] += 1
         payload = await response.read()
         end = time.perf_counter()
     if response.status != 200 or not payload.startswith(b"{"):
@@ -69,6 +76,7 @@ async def call_stream(session: aiohttp.ClientSession, url: str, body: bytes) -> 
     first: float | None = None
     tail = b""
     async with session.post(url, data=body, headers=HEADERS) as response:
+        ANSWERED[url] += 1
         async for chunk in response.content.iter_any():
             if first is None:
                 first = time.perf_counter()

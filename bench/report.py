@@ -158,14 +158,14 @@ db/req = its PostgreSQL server (all processes); up/req = the fake upstream, for 
 CPU is utime+stime from /proc (10 ms ticks), summed over blocks and divided by requests."""
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     """NaN (a metric with no samples) becomes null: JSON has no NaN."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value
 
 
@@ -189,5 +189,5 @@ def totals(results: Mapping[str, Mapping[str, Tally]]) -> dict[str, dict[str, di
 
 def write_json(path: Path, document: Mapping[str, Any], rows: Iterable[Row]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = _finite({**document, "rows": [asdict(row) for row in rows]})
+    data = finite({**document, "rows": [asdict(row) for row in rows]})
     path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")

@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,9 @@ from bench.procs import Child, free_port, pin, spawn, stop, wait_http, wait_tcp
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHAT_PATH = "/v1/chat/completions"
 READY_TIMEOUT = 60.0
-# Variables that would silently override the generated config in a child.
-_OVERRIDES = ("FLYWHEEL_CONFIG", "FLYWHEEL_DATABASE_URL")
+# Variables that would silently override the generated config in a child (DATABASE_URL would
+# give the LiteLLM proxy a database it must not have).
+_OVERRIDES = ("FLYWHEEL_CONFIG", "FLYWHEEL_DATABASE_URL", "DATABASE_URL")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,12 @@ class Target:
     url: str
     pid: int
     db_pid: int | None = None
+    db_url: str | None = None  # Flywheel's store, for counting rows (the loss check)
+    spool_dir: str | None = None
+
+    @property
+    def is_flywheel(self) -> bool:
+        return self.db_url is not None
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class FleetOptions:
     forwarder: bool
     postgres: bool
     server_cpus: frozenset[int] | None
+    litellm: bool = False
 
 
 @dataclass
@@ -59,14 +67,29 @@ class Fleet:
     targets: list[Target]
     upstream_pid: int
     notes: list[str] = field(default_factory=list)
+    postgres: Any = None  # pgserver's PostgresServer, to stop and restart it (memory scenario)
+
+    def get(self, name: str) -> Target | None:
+        return next((t for t in self.targets if t.name == name), None)
+
+    def flywheels(self) -> list[Target]:
+        return [t for t in self.targets if t.is_flywheel]
+
+    def replace(self, target: Target) -> None:
+        self.targets = [target if t.name == target.name else t for t in self.targets]
 
 
-def flywheel_config(port: int, upstream_url: str, database_url: str) -> dict[str, Any]:
-    """A minimal Flywheel config: the fake upstream behind the model `bench`, capture on."""
+def flywheel_config(
+    port: int, upstream_url: str, database_url: str, spool_dir: str
+) -> dict[str, Any]:
+    """A minimal Flywheel config: the fake upstream behind the model `bench`, capture on, and
+    a spool folder of its own in the run's temp dir (not ./flywheel-spool in the repo)."""
     return {
-        "server": {"host": "127.0.0.1", "port": port, "shutdown_timeout": 3},
+        # One worker: the targets are per worker (and the default, one per core, would put a
+        # supervisor's pid where the benchmark reads CPU time and RSS).
+        "server": {"host": "127.0.0.1", "port": port, "shutdown_timeout": 3, "workers": 1},
         "storage": {"url": database_url},
-        "capture": {"enabled": True},
+        "capture": {"enabled": True, "spool_dir": spool_dir},
         "auth": {"keys": []},
         "providers": {
             "fake": {"type": "openai_compat", "base_url": upstream_url, "api_key": "sk-bench"}
@@ -97,8 +120,11 @@ class FleetStarter:
         self.options = options
         self.env = _child_env()
 
-    def _spawn(self, name: str, argv: Sequence[str]) -> Child:
-        child = spawn(name, argv, self.workdir, self.env)
+    def spawn_server(
+        self, name: str, argv: Sequence[str], extra_env: dict[str, str] | None = None
+    ) -> Child:
+        """Start one server, pinned to the server CPUs, stopped when the stack unwinds."""
+        child = spawn(name, argv, self.workdir, {**self.env, **(extra_env or {})})
         self.stack.callback(stop, child)
         if self.options.server_cpus:
             pin(child.pid, self.options.server_cpus)
@@ -106,7 +132,7 @@ class FleetStarter:
 
     def start_upstream(self, port: int) -> Child:
         o = self.options
-        return self._spawn(
+        return self.spawn_server(
             "fake-upstream",
             [
                 sys.executable,
@@ -120,7 +146,7 @@ class FleetStarter:
         )
 
     def start_forwarder(self, port: int, upstream_port: int) -> Child:
-        return self._spawn(
+        return self.spawn_server(
             "forwarder",
             [
                 sys.executable,
@@ -131,14 +157,19 @@ class FleetStarter:
             ],
         )
 
+    def spool_dir(self, name: str) -> str:
+        return str(self.workdir / f"{name}-spool")
+
     def start_flywheel(self, name: str, port: int, upstream_port: int, database_url: str) -> Child:
-        config = flywheel_config(port, f"http://127.0.0.1:{upstream_port}/v1", database_url)
+        upstream = f"http://127.0.0.1:{upstream_port}/v1"
+        config = flywheel_config(port, upstream, database_url, self.spool_dir(name))
         path = self.workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
-        return self._spawn(name, _flywheel_argv(path))
+        return self.spawn_server(name, _flywheel_argv(path))
 
-    def start_postgres(self) -> tuple[str, int]:
-        """A throwaway PostgreSQL server; returns (uri, postmaster pid). Stopped on unwind."""
+    def start_postgres(self) -> tuple[str, int, Any]:
+        """A throwaway PostgreSQL server; returns (uri, postmaster pid, pgserver handle).
+        Stopped on unwind."""
         pgdata = self.workdir / "pgdata"
         with warnings.catch_warnings():
             # pgserver asks platformdirs for a runtime dir that containers do not set.
@@ -152,7 +183,7 @@ class FleetStarter:
             raise RuntimeError("pgserver started no postmaster")
         if self.options.server_cpus:
             pin(pid, self.options.server_cpus, tree=True)
-        return server.get_uri(), pid
+        return server.get_uri(), pid, server
 
 
 async def start_fleet(stack: contextlib.ExitStack, workdir: Path, options: FleetOptions) -> Fleet:
@@ -161,7 +192,7 @@ async def start_fleet(stack: contextlib.ExitStack, workdir: Path, options: Fleet
     notes: list[str] = []
     up_port = free_port()
     upstream = starter.start_upstream(up_port)
-    waits = [wait_tcp(upstream, up_port, READY_TIMEOUT)]
+    waits: list[Awaitable[None]] = [wait_tcp(upstream, up_port, READY_TIMEOUT)]
     targets = [Target("direct", f"http://127.0.0.1:{up_port}{CHAT_PATH}", upstream.pid)]
 
     if options.forwarder:
@@ -174,11 +205,14 @@ async def start_fleet(stack: contextlib.ExitStack, workdir: Path, options: Fleet
     sqlite_url = "sqlite:///" + str(workdir / "flywheel.db")
     flywheel = starter.start_flywheel("flywheel-sqlite", port, up_port, sqlite_url)
     waits.append(wait_http(flywheel, f"http://127.0.0.1:{port}/healthz", READY_TIMEOUT))
-    targets.append(Target(flywheel.name, f"http://127.0.0.1:{port}{CHAT_PATH}", flywheel.pid))
+    url = f"http://127.0.0.1:{port}{CHAT_PATH}"
+    spool = starter.spool_dir(flywheel.name)
+    targets.append(Target(flywheel.name, url, flywheel.pid, None, sqlite_url, spool))
 
+    pg_server = None
     if options.postgres:
         try:
-            pg_url, pg_pid = starter.start_postgres()
+            pg_url, pg_pid, pg_server = starter.start_postgres()
         except Exception as exc:  # any failure of the optional target only skips it
             notes.append(f"flywheel-postgres skipped: pgserver failed: {exc!r}")
         else:
@@ -186,10 +220,21 @@ async def start_fleet(stack: contextlib.ExitStack, workdir: Path, options: Fleet
             flywheel = starter.start_flywheel("flywheel-postgres", port, up_port, pg_url)
             waits.append(wait_http(flywheel, f"http://127.0.0.1:{port}/healthz", READY_TIMEOUT))
             url = f"http://127.0.0.1:{port}{CHAT_PATH}"
-            targets.append(Target(flywheel.name, url, flywheel.pid, db_pid=pg_pid))
+            spool = starter.spool_dir(flywheel.name)
+            targets.append(Target(flywheel.name, url, flywheel.pid, pg_pid, pg_url, spool))
+
+    if options.litellm:
+        from bench.litellm_peer import start_litellm  # only when asked: it may pip install
+
+        peer = await start_litellm(starter, up_port)
+        if isinstance(peer, str):
+            notes.append(peer)
+        else:
+            waits.append(peer.ready)
+            targets.append(peer.target)
 
     await asyncio.gather(*waits)
-    return Fleet(targets, upstream.pid, notes)
+    return Fleet(targets, upstream.pid, notes, pg_server)
 
 
 def remove_workdir(path: Path) -> None:
