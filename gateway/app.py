@@ -1,7 +1,8 @@
 """`create_app(config)`: builds the whole gateway. No module-level app, no globals.
 
 Each resource has one cleanup context (startup, then bounded cleanup in reverse order):
-store -> recorder -> upstream HTTP session and providers -> price table and tokenizer.
+store -> recorder -> metrics of the recorder and the in-flight cap -> upstream HTTP session and
+providers -> price table.
 """
 
 from __future__ import annotations
@@ -9,16 +10,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
+from gateway import admin
 from gateway.appkeys import (
     CONFIG,
+    FEEDBACK_TOKENS,
     HTTP_SESSION,
     IN_FLIGHT,
+    KEYS,
+    METRICS,
+    METRICS_REGISTRY,
     PRICES,
     PROVIDERS,
+    RECENT_INTERACTIONS,
     RECORDER,
     ROUTER,
     STORE,
@@ -26,37 +35,55 @@ from gateway.appkeys import (
 from gateway.auth import KeyRing, auth_middleware
 from gateway.config import Config
 from gateway.errors import StoreError
+from gateway.feedback.api import post_feedback
+from gateway.feedback.cors import FeedbackCors
+from gateway.feedback.recent import RecentInteractions
+from gateway.feedback.tokens import FeedbackTokens
 from gateway.http_errors import error_middleware, json_response
+from gateway.metrics import Metrics
 from gateway.overload import InFlightLimit
 from gateway.pricing import PriceTable
 from gateway.providers import build_providers
 from gateway.proxy import handlers
 from gateway.recorder import Recorder
+from gateway.reload import handle_reload
 from gateway.routing import Router
 from gateway.spool import Spool
 from gateway.store import open_store
-from gateway.tokens import encoding_for
 
 log = logging.getLogger(__name__)
 
 
 def create_app(config: Config) -> web.Application:
     limit = InFlightLimit(config.server.max_in_flight)
+    keys = KeyRing(config.auth)
+    cors = FeedbackCors(config.server.cors_origins)  # outermost: error answers get CORS too
     app = web.Application(
         client_max_size=config.server.max_body_bytes,
-        middlewares=[error_middleware, limit.middleware, auth_middleware(KeyRing(config.auth))],
+        middlewares=[cors.middleware, error_middleware, limit.middleware, auth_middleware(keys)],
     )
     app[CONFIG] = config
+    app[KEYS] = keys
     app[IN_FLIGHT] = limit
     app[ROUTER] = Router(config.models, config.providers)
-    app.cleanup_ctx.extend([_store, _recorder, _providers, _capture_data])
+    app[FEEDBACK_TOKENS] = FeedbackTokens.from_config(config)
+    app[RECENT_INTERACTIONS] = RecentInteractions(config.feedback.recent_interactions)
+    app[METRICS_REGISTRY] = CollectorRegistry(auto_describe=True)  # the app's own, not global
+    app[METRICS] = Metrics(config, app[METRICS_REGISTRY])
+    app.cleanup_ctx.extend([_store, _recorder, _metrics, _providers, _prices])
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_post("/v1/completions", handlers.completions)
     app.router.add_post("/v1/embeddings", handlers.embeddings)
     app.router.add_get("/v1/models", handlers.list_models)
     app.router.add_get("/v1/models/{model}", handlers.get_model)
+    app.router.add_post("/v1/feedback", post_feedback)
+    admin.add_routes(app)
+    # The browser feedback script and its example page (gateway/static/).
+    app.router.add_static("/static", Path(__file__).parent / "static", append_version=False)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_post("/admin/reload", handle_reload)
+    app.router.add_get("/metrics", app[METRICS].handle)
     return app
 
 
@@ -99,6 +126,11 @@ async def _recorder(app: web.Application) -> AsyncIterator[None]:
     await recorder.close(drain_seconds=app[CONFIG].server.shutdown_timeout)
 
 
+async def _metrics(app: web.Application) -> AsyncIterator[None]:
+    async with app[METRICS].watching(app[RECORDER], app[IN_FLIGHT]):
+        yield
+
+
 async def _providers(app: web.Application) -> AsyncIterator[None]:
     # One pool for every upstream: connections are reused across requests and providers.
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=100, ttl_dns_cache=300)
@@ -112,9 +144,8 @@ async def _providers(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
-async def _capture_data(app: web.Application) -> AsyncIterator[None]:
-    # Parsed on a thread: ~3 MB of price JSON, and the tokenizer that estimates usage when a
-    # provider reports none, so its first use does not stall the event loop.
+async def _prices(app: web.Application) -> AsyncIterator[None]:
+    # ~3 MB of JSON, parsed on a thread. (The tokenizer is not preloaded: it weighs ~40 MB and
+    # is needed only when a provider reports no usage; see gateway/tokens.py.)
     app[PRICES] = await asyncio.to_thread(PriceTable.load, app[CONFIG].pricing)
-    await asyncio.to_thread(encoding_for, None)
     yield

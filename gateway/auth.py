@@ -3,6 +3,8 @@
 Keys are looked up by their SHA-256 digest and then compared with `hmac.compare_digest`, so
 the time taken says nothing about how close a guess was. The client's `Authorization` header is
 never forwarded upstream nor stored: only the key's configured *name* reaches the record.
+`POST /v1/feedback` also accepts, instead of a key, the feedback token of the interaction it is
+about (gateway/feedback/tokens.py), which is how browsers give feedback.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ def scope_for(path: str) -> str | None:
 
 class KeyRing:
     def __init__(self, config: AuthConfig):
+        self.replace(config)
+
+    def replace(self, config: AuthConfig) -> None:
+        """New keys from a reloaded config, swapped in one assignment."""
         self._by_digest = {_digest(k.key): k for k in config.keys}
 
     @property
@@ -58,7 +64,12 @@ def auth_middleware(keys: KeyRing):
     async def middleware(request: web.Request, handler) -> web.StreamResponse:
         scope = scope_for(request.path)
         if scope is not None and keys.enabled and request.method != "OPTIONS":
-            key = keys.authenticate(request.headers.get("Authorization"), scope)
+            authorization = request.headers.get("Authorization")
+            if authorization is None and scope == "feedback":
+                # A browser holds a feedback token (header or body), not a key: the feedback
+                # handler checks the token, and refuses a request that has neither.
+                return await handler(request)
+            key = keys.authenticate(authorization, scope)
             request[KEY_NAME] = key.name
         return await handler(request)
 

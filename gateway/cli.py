@@ -10,9 +10,11 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
-from gateway.config import DEFAULT_CONFIG_PATH, Config, load_config
-from gateway.errors import FlywheelError
+from gateway.config import DEFAULT_CONFIG_PATH, Config, ModelConfig, load_config
+from gateway.errors import ConfigError, FlywheelError
 
 log = logging.getLogger("gateway")
 
@@ -57,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(command=_check_config)
 
+    experiments = commands.add_parser(
+        "experiments", parents=[common], help="the A/B readout of a model, as a table"
+    )
+    experiments.add_argument("model", help="a model name with variants in the config")
+    experiments.add_argument("--since", help="start of the window (ISO 8601, UTC if no offset)")
+    experiments.add_argument("--until", help="end of the window (ISO 8601)")
+    experiments.add_argument("--json", action="store_true", help="print the JSON the API returns")
+    experiments.set_defaults(command=_experiments)
+
     migrate = commands.add_parser("migrate", parents=[common], help="apply database migrations")
     migrate.set_defaults(command=_migrate)
     return parser
@@ -70,11 +81,21 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
 
 def _check_config(config: Config, args: argparse.Namespace) -> None:
     print(f"{config.source}: OK")
-    rows = [("MODEL", "PROVIDER", "TYPE", "UPSTREAM MODEL")]
+    rows = [("MODEL", "VARIANT", "SHARE", "PROVIDER", "TYPE", "UPSTREAM MODEL")]
     for model in config.models.values():
-        provider = config.providers[model.provider]
-        rows.append((model.name, provider.name, provider.type, model.model))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        if not model.variants:
+            assert model.provider is not None
+            provider = config.providers[model.provider]
+            upstream = model.model or model.name
+            rows.append((model.name, "-", "100%", provider.name, provider.type, upstream))
+            continue
+        total = sum(v.weight for v in model.variants)
+        for variant in model.variants:
+            provider = config.providers[variant.provider]
+            share = f"{variant.weight / total:.0%}"
+            name = variant.name + (" (control)" if variant.name == _control(model) else "")
+            rows.append((model.name, name, share, provider.name, provider.type, variant.model))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     for provider in config.providers.values():
@@ -82,6 +103,43 @@ def _check_config(config: Config, args: argparse.Namespace) -> None:
             print(f"warning: providers.{provider.name}.api_key is empty", file=sys.stderr)
     if not config.auth.keys:
         print("warning: auth.keys is empty: serving 127.0.0.1 only", file=sys.stderr)
+
+
+def _experiments(config: Config, args: argparse.Namespace) -> None:
+    import json
+
+    from gateway.admin.experiments import compute_readout
+    from gateway.experiments import format_readout
+    from gateway.routing import Router
+    from gateway.store import open_store
+    from gateway.store.queries import TimeWindow
+
+    control = Router(config.models, config.providers).control(args.model)
+    window = TimeWindow(since=_timestamp(args.since), until=_timestamp(args.until))
+
+    async def run() -> dict[str, Any]:
+        store = await open_store(config.storage.url)
+        try:
+            return await compute_readout(store, config, args.model, control, window)
+        finally:
+            await store.close()
+
+    result = asyncio.run(run())
+    print(json.dumps(result, indent=2) if args.json else format_readout(result))
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"not an ISO 8601 timestamp: {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _control(model: ModelConfig) -> str | None:
+    return model.control or (model.variants[0].name if model.variants else None)
 
 
 def _migrate(config: Config, args: argparse.Namespace) -> None:

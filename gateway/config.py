@@ -23,6 +23,7 @@ DEFAULT_CONFIG_PATH = "config.yaml"
 DEFAULT_DATABASE_URL = "sqlite:///flywheel.db"
 PROVIDER_TYPES = ("openai_compat", "litellm", "demo")
 SCOPES = ("inference", "feedback", "admin")
+MIN_SECRET_LENGTH = 32
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -39,6 +40,9 @@ class ServerConfig:
     # Past this many requests in flight (per worker) new ones get 503 at once instead of
     # queueing without bound; LLM calls are long, so this is a count, not a rate.
     max_in_flight: int = 1000
+    # Browser origins (`https://app.example.com`, or `*`) allowed to POST /v1/feedback; CORS is
+    # on that route alone, so a page can never call inference with a key it should not hold.
+    cors_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,18 @@ class CaptureConfig:
     # Seconds a batch may gather before it is written: fewer, larger writes under load. With
     # write_timeout it bounds what `kill -9` can lose (rows not yet written or spooled).
     flush_interval: float = 0.05
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    # Signs the `Flywheel-Feedback-Token` of every response. Unset: a random secret per start,
+    # so tokens die with the process (see gateway/feedback/tokens.py).
+    token_secret: str | None = field(default=None, repr=False)
+    token_ttl: float = 7 * 24 * 3600.0  # seconds a token stays valid: long enough for a review
+    # A correction whose edit distance, over the longer text, reaches this is a `major_edit`.
+    major_edit_threshold: float = 0.3
+    # Ids this process issued lately, accepted before their row is written. ~200 bytes each.
+    recent_interactions: int = 50_000
 
 
 @dataclass(frozen=True)
@@ -89,11 +105,45 @@ class ProviderConfig:
     litellm_provider: str | None = None
 
 
+STICKY_MODES = ("auto", "user", "session", "none")
+
+
 @dataclass(frozen=True)
-class ModelConfig:
+class ExperimentsConfig:
+    """When the A/B readout may call a difference: both arms need `min_samples`, and p < alpha."""
+
+    min_samples: int = 100
+    alpha: float = 0.05
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """One arm of an A/B split: where it goes, its relative weight, and what it overrides."""
+
     name: str
     provider: str
     model: str
+    weight: float = 1.0
+    # Request fields forced for this arm (temperature, max_tokens...), and a system prompt
+    # that replaces the request's own.
+    params: Mapping[str, Any] = field(default_factory=dict)
+    system_prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A requested model name: a plain passthrough (`provider`, `model`) or `variants`."""
+
+    name: str
+    provider: str | None = None
+    model: str | None = None
+    variants: tuple[VariantConfig, ...] = ()
+    # Who keeps their arm: `auto` is the user when known, else the session, else per request.
+    sticky: str = "auto"
+    control: str | None = None
+    fallback: str | None = None
+    # Hash salt; change it to reshuffle everyone, e.g. for a new experiment on the same name.
+    salt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +164,8 @@ class Config:
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     models: Mapping[str, ModelConfig] = field(default_factory=dict)
     pricing: Mapping[str, Price] = field(default_factory=dict)
+    feedback: FeedbackConfig = FeedbackConfig()
+    experiments: ExperimentsConfig = ExperimentsConfig()
     source: str = "<defaults>"
 
 
@@ -134,7 +186,19 @@ def parse_config(raw: Any, *, source: str = "<config>") -> Config:
     reader = _Reader(source)
     root = reader.mapping(raw, "")
     reader.known_keys(
-        root, "", ("server", "storage", "capture", "auth", "providers", "models", "pricing")
+        root,
+        "",
+        (
+            "server",
+            "storage",
+            "capture",
+            "auth",
+            "providers",
+            "models",
+            "pricing",
+            "feedback",
+            "experiments",
+        ),
     )
     storage = reader.section(StorageConfig, root.get("storage"), "storage")
     env_url = os.environ.get("FLYWHEEL_DATABASE_URL")
@@ -153,14 +217,18 @@ def parse_config(raw: Any, *, source: str = "<config>") -> Config:
         name: reader.section(Price, value, f"pricing.{name}")
         for name, value in reader.mapping(root.get("pricing", {}), "pricing").items()
     }
+    server = reader.section(ServerConfig, root.get("server"), "server")
+    _check_cors_origins(reader, server.cors_origins)
     return Config(
-        server=reader.section(ServerConfig, root.get("server"), "server"),
+        server=server,
         storage=storage,
         capture=reader.section(CaptureConfig, root.get("capture"), "capture"),
         auth=_auth(reader, root.get("auth")),
         providers=providers,
         models=models,
         pricing=pricing,
+        feedback=_feedback(reader, root.get("feedback")),
+        experiments=_experiments(reader, root.get("experiments")),
         source=source,
     )
 
@@ -187,11 +255,71 @@ def _model(
 ) -> ModelConfig:
     path = f"models.{name}"
     fields = reader.mapping(value, path)
-    model = reader.section(ModelConfig, {"model": name, **fields, "name": name}, path)
-    if model.provider not in providers:
-        known = ", ".join(providers) or "none"
-        reader.fail(f"{path}.provider", f"names unknown provider {model.provider!r} ({known})")
+    raw_variants = fields.pop("variants", None)
+    if raw_variants is None:
+        model = reader.section(ModelConfig, {"model": name, **fields, "name": name}, path)
+        if model.provider is None:
+            reader.fail(path, "needs a `provider` (a passthrough) or `variants` (an A/B split)")
+        _check_provider(reader, f"{path}.provider", model.provider, providers)
+        for key in ("sticky", "control", "fallback", "salt"):
+            if key in fields:
+                reader.fail(f"{path}.{key}", "only applies to a model with `variants`")
+        return model
+    for key in ("provider", "model"):
+        if key in fields:
+            reader.fail(f"{path}.{key}", "cannot be combined with `variants` (set it per variant)")
+    variants = tuple(
+        _variant(reader, f"{path}.variants[{i}]", item, providers)
+        for i, item in enumerate(reader.sequence(raw_variants, f"{path}.variants"))
+    )
+    model = reader.section(ModelConfig, {**fields, "name": name}, path)
+    model = dataclasses.replace(model, variants=variants)
+    names = [v.name for v in variants]
+    if not variants:
+        reader.fail(f"{path}.variants", "is empty")
+    if len(set(names)) != len(names):
+        reader.fail(f"{path}.variants", f"has duplicate names: {names}")
+    if sum(v.weight for v in variants) <= 0:
+        reader.fail(f"{path}.variants", "weights must add up to more than 0")
+    if model.sticky not in STICKY_MODES:
+        reader.fail(f"{path}.sticky", f"must be one of {', '.join(STICKY_MODES)}")
+    for key in ("control", "fallback"):
+        chosen = getattr(model, key)
+        if chosen is not None and chosen not in names:
+            reader.fail(f"{path}.{key}", f"names unknown variant {chosen!r} ({', '.join(names)})")
     return model
+
+
+def _experiments(reader: _Reader, value: Any) -> ExperimentsConfig:
+    config: ExperimentsConfig = reader.section(ExperimentsConfig, value, "experiments")
+    if config.min_samples < 2:
+        reader.fail("experiments.min_samples", "must be at least 2")
+    if not 0 < config.alpha < 1:
+        reader.fail("experiments.alpha", "must be between 0 and 1")
+    return config
+
+
+def _variant(
+    reader: _Reader, path: str, value: Any, providers: Mapping[str, ProviderConfig]
+) -> VariantConfig:
+    fields = reader.mapping(value, path)
+    # `params` are request fields: keep their YAML types (numbers stay numbers).
+    params = reader.mapping(fields.pop("params", None), f"{path}.params")
+    variant = reader.section(VariantConfig, fields, path)
+    if variant.weight < 0:
+        reader.fail(f"{path}.weight", "must not be negative")
+    if "model" in params or "messages" in params:
+        reader.fail(f"{path}.params", "cannot override `model` or `messages`")
+    _check_provider(reader, f"{path}.provider", variant.provider, providers)
+    return dataclasses.replace(variant, params=params)
+
+
+def _check_provider(
+    reader: _Reader, path: str, provider: str, providers: Mapping[str, ProviderConfig]
+) -> None:
+    if provider not in providers:
+        known = ", ".join(providers) or "none"
+        reader.fail(path, f"names unknown provider {provider!r} ({known})")
 
 
 def _auth(reader: _Reader, value: Any) -> AuthConfig:
@@ -207,6 +335,36 @@ def _auth(reader: _Reader, value: Any) -> AuthConfig:
             reader.fail(f"auth.keys[{i}].scopes", f"unknown scope(s) {sorted(unknown)}")
         keys.append(key)
     return AuthConfig(keys=tuple(keys))
+
+
+def _feedback(reader: _Reader, value: Any) -> FeedbackConfig:
+    feedback = reader.section(FeedbackConfig, value, "feedback")
+    if not feedback.token_secret:  # `${FLYWHEEL_FEEDBACK_SECRET:-}` left empty means unset
+        feedback = dataclasses.replace(feedback, token_secret=None)
+    elif len(feedback.token_secret) < MIN_SECRET_LENGTH:
+        # A short secret can be guessed offline from any one token, and then forges them all.
+        reader.fail(
+            "feedback.token_secret", f"must be at least {MIN_SECRET_LENGTH} characters long"
+        )
+    if feedback.token_ttl <= 0:
+        reader.fail("feedback.token_ttl", "must be more than 0 seconds")
+    if not 0 < feedback.major_edit_threshold <= 1:
+        reader.fail("feedback.major_edit_threshold", "must be in (0, 1]")
+    if feedback.recent_interactions < 0:
+        reader.fail("feedback.recent_interactions", "must not be negative")
+    return feedback
+
+
+def _check_cors_origins(reader: _Reader, origins: tuple[str, ...]) -> None:
+    for i, origin in enumerate(origins):
+        parsed = urlparse(origin)
+        # Browsers send `scheme://host[:port]` exactly; a path or trailing slash never matches.
+        exact = parsed.scheme in ("http", "https") and parsed.netloc and origin.count("/") == 2
+        if origin != "*" and not exact:
+            reader.fail(
+                f"server.cors_origins[{i}]",
+                f"must be an origin like https://app.example.com (or *), got {origin!r}",
+            )
 
 
 def _check_database_url(reader: _Reader, url: str) -> None:

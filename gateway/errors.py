@@ -5,12 +5,15 @@
     ├── StoreError                  the database refused or is unreachable
     └── ApiError                    answered to the client in OpenAI's error shape
         ├── InvalidRequest          400 malformed JSON, non-object body, missing field
-        ├── AuthenticationFailed    401 missing or unknown API key
-        ├── PermissionDenied        403 key lacks the route's scope
+        ├── AuthenticationFailed    401 unknown API key; expired or forged feedback token
+        ├── PermissionDenied        403 key lacks the route's scope; another interaction's token
+        ├── NotFound                404 no such interaction (feedback, admin API)
         ├── ModelNotFound           404 requested model is not configured
         ├── PayloadTooLarge         413 body over server.max_body_bytes
         ├── UnsupportedMediaType    415 body is not application/json
+        ├── ValidationFailed        422 well-formed JSON with bad fields (each one named)
         ├── Overloaded              503 too many requests in flight: retry shortly
+        ├── StoreUnavailable        503 an awaited database call failed (feedback, admin API)
         └── UpstreamError           502 provider failed (5xx, refused, cut off)
             └── UpstreamTimeout     504 provider did not answer in time
 
@@ -76,6 +79,12 @@ class PermissionDenied(ApiError):
     code = "insufficient_scope"
 
 
+class NotFound(ApiError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
 class ModelNotFound(ApiError):
     status = 404
     type = "invalid_request_error"
@@ -100,10 +109,27 @@ class UnsupportedMediaType(ApiError):
     code = "unsupported_media_type"
 
 
+class ValidationFailed(ApiError):
+    """The body parsed but its fields do not hold: the message names every bad one."""
+
+    status = 422
+    type = "invalid_request_error"
+    code = "validation_failed"
+
+
 class Overloaded(ApiError):
     status = 503
     type = "overloaded_error"
     code = "overloaded"
+
+
+class StoreUnavailable(ApiError):
+    """Raised where a caller awaits the store (feedback writes, the admin API), never on the
+    inference path, which only hands rows to the recorder."""
+
+    status = 503
+    type = "server_error"
+    code = "store_unavailable"
 
 
 class UpstreamError(ApiError):

@@ -19,6 +19,8 @@ class Interaction:
     endpoint: str
     requested_model: str | None = None
     variant: str | None = None
+    # The A/B arm that failed when `variant` answered as the model's fallback.
+    fallback_from: str | None = None
     provider: str | None = None
     upstream_model: str | None = None
     user: str | None = None

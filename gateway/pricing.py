@@ -33,6 +33,11 @@ class TokenPrice:
 class PriceTable:
     def __init__(self, table: Mapping[str, Any], overrides: Mapping[str, Price]):
         self._table = table
+        self.replace_overrides(overrides)
+
+    def replace_overrides(self, overrides: Mapping[str, Price]) -> None:
+        """New `pricing` from a reloaded config; lookups are resolved again from scratch."""
+        self._resolved: dict[str, TokenPrice | None] = {}
         self._overrides = {
             model: TokenPrice(
                 p.input_per_million / _PER_MILLION,
@@ -46,7 +51,6 @@ class PriceTable:
             )
             for model, p in overrides.items()
         }
-        self._resolved: dict[str, TokenPrice | None] = {}
 
     @classmethod
     def load(cls, overrides: Mapping[str, Price], path: Path | None = None) -> PriceTable:

@@ -1,16 +1,24 @@
-"""Which upstream answers a requested model name.
+"""Which upstream answers a requested model name: a passthrough, or one arm of an A/B split.
 
-Today every configured model is a plain passthrough to one provider and upstream model; A/B
-variants (weights, sticky assignment, fallback) extend `Route` with the chosen variant.
+Assignment is a deterministic hash of (salt, user or session) into 10,000 buckets, so a user
+keeps their arm across restarts and replicas with no shared state. Arms own consecutive bucket
+ranges in config order, sized by weight: moving 80/20 to 50/50 moves only the users whose
+bucket changed hands. Without a sticky key the arm is drawn per request.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.config import ModelConfig, ProviderConfig
 from gateway.errors import ModelNotFound
+
+BUCKETS = 10_000
 
 
 @dataclass(frozen=True)
@@ -21,26 +29,126 @@ class Route:
     variant: str | None = None
     # litellm's provider prefix (e.g. "anthropic"), which also keys litellm's price table.
     price_hint: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    system_prompt: str | None = None
+    # The arm to retry on when this one's upstream fails before answering.
+    fallback: Route | None = None
+
+    def apply(self, body: dict[str, Any]) -> None:
+        """Rewrite a request body for this route (in place): model, overrides, system prompt."""
+        body["model"] = self.upstream_model
+        body.update(self.params)
+        if self.system_prompt is not None and isinstance(body.get("messages"), list):
+            messages = [m for m in body["messages"] if not _is_system(m)]
+            body["messages"] = [{"role": "system", "content": self.system_prompt}, *messages]
+
+
+def _is_system(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("role") in ("system", "developer")
+
+
+def bucket(salt: str, key: str) -> int:
+    digest = hashlib.sha256(f"{salt}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % BUCKETS
+
+
+class _Split:
+    """One requested model: its arms with their bucket ranges, and how to pick the key."""
+
+    def __init__(self, model: ModelConfig, providers: Mapping[str, ProviderConfig]):
+        self.model = model
+        self.salt = model.salt or model.name
+        if not model.variants:  # a passthrough is a split with one unnamed arm
+            assert model.provider is not None
+            self.routes = [
+                Route(
+                    requested_model=model.name,
+                    provider=model.provider,
+                    upstream_model=model.model or model.name,
+                    price_hint=providers[model.provider].litellm_provider,
+                )
+            ]
+            self.bounds = [BUCKETS]
+            return
+        routes = {
+            v.name: Route(
+                requested_model=model.name,
+                provider=v.provider,
+                upstream_model=v.model,
+                variant=v.name,
+                price_hint=providers[v.provider].litellm_provider,
+                params=v.params,
+                system_prompt=v.system_prompt,
+            )
+            for v in model.variants
+        }
+        if model.fallback:
+            fallback = routes[model.fallback]
+            routes = {
+                name: route if name == model.fallback else _with_fallback(route, fallback)
+                for name, route in routes.items()
+            }
+        self.routes = list(routes.values())
+        total = sum(v.weight for v in model.variants)
+        running, self.bounds = 0.0, []
+        for variant in model.variants:
+            running += variant.weight
+            self.bounds.append(round(running / total * BUCKETS))
+
+    def pick(self, user: str | None, session: str | None) -> Route:
+        if len(self.routes) == 1:
+            return self.routes[0]
+        key = self.sticky_key(user, session)
+        point = bucket(self.salt, key) if key is not None else random.randrange(BUCKETS)
+        for route, bound in zip(self.routes, self.bounds, strict=True):
+            if point < bound:
+                return route
+        return self.routes[-1]
+
+    def sticky_key(self, user: str | None, session: str | None) -> str | None:
+        sticky = self.model.sticky
+        if sticky in ("auto", "user") and user:
+            return f"user:{user}"
+        if sticky in ("auto", "session") and session:
+            return f"session:{session}"
+        return None
+
+
+def _with_fallback(route: Route, fallback: Route) -> Route:
+    return dataclasses.replace(route, fallback=fallback)
 
 
 class Router:
     def __init__(self, models: Mapping[str, ModelConfig], providers: Mapping[str, ProviderConfig]):
-        self._routes = {
-            name: Route(
-                requested_model=name,
-                provider=model.provider,
-                upstream_model=model.model,
-                price_hint=providers[model.provider].litellm_provider,
-            )
-            for name, model in models.items()
-        }
+        self.replace(models, providers)
+
+    def replace(
+        self, models: Mapping[str, ModelConfig], providers: Mapping[str, ProviderConfig]
+    ) -> None:
+        """Swap every route at once (hot reload): one assignment, so a request sees the old
+        table or the new one, never a mix."""
+        self._splits = {name: _Split(model, providers) for name, model in models.items()}
 
     @property
     def model_names(self) -> list[str]:
-        return list(self._routes)
+        return list(self._splits)
 
-    def route(self, model: str) -> Route:
+    def variant_names(self, model: str) -> list[str]:
+        split = self._splits.get(model)
+        return [r.variant for r in split.routes if r.variant] if split else []
+
+    def control(self, model: str) -> str | None:
+        """The arm the others are compared with: `control`, else the first; None for a
+        passthrough."""
         try:
-            return self._routes[model]
+            split = self._splits[model]
         except KeyError:
             raise ModelNotFound(model) from None
+        return split.model.control or (split.routes[0].variant if split.model.variants else None)
+
+    def route(self, model: str, user: str | None = None, session: str | None = None) -> Route:
+        try:
+            split = self._splits[model]
+        except KeyError:
+            raise ModelNotFound(model) from None
+        return split.pick(user, session)

@@ -1,6 +1,9 @@
 """Token counts for when a provider reports no usage (a stream without a usage chunk, a client
 that left mid-stream). Counted with tiktoken using the encodings litellm ships, so no network;
 the interaction is then marked `usage_estimated`.
+
+An encoding is loaded on first use (~0.1 s, once per process) rather than at start: it weighs
+~40 MB, and providers that report usage, which the gateway asks of every stream, never need it.
 """
 
 from __future__ import annotations

@@ -106,8 +106,8 @@ async def make_gateway() -> AsyncIterator[Callable[..., Any]]:
     """Start gateways from config dicts; all are stopped (and their recorders drained) after."""
     started: list[GatewayHarness] = []
 
-    async def make(config: dict[str, Any]) -> GatewayHarness:
-        harness = await start_gateway(config)
+    async def make(config: dict[str, Any], config_file: Path | None = None) -> GatewayHarness:
+        harness = await start_gateway(config, config_file)
         started.append(harness)
         return harness
 

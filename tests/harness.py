@@ -9,16 +9,18 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import asyncpg
 import openai
 import orjson
+import yaml
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.config import parse_config
+from gateway.config import load_config, parse_config
 
 JSON_COLUMNS = ("tags", "request", "response", "quality_flags")
 
@@ -70,8 +72,13 @@ class GatewayHarness:
         await self.runner.cleanup()
 
 
-async def start_gateway(config: dict[str, Any]) -> GatewayHarness:
-    app = create_app(parse_config(config, source="<test>"))
+async def start_gateway(config: dict[str, Any], config_file: Path | None = None) -> GatewayHarness:
+    """Start on `config`; with `config_file`, written there and loaded from it (for reloads)."""
+    if config_file is not None:
+        config_file.write_text(yaml.safe_dump(config))
+        app = create_app(load_config(config_file))
+    else:
+        app = create_app(parse_config(config, source="<test>"))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

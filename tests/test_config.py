@@ -308,8 +308,10 @@ def test_check_config_prints_the_model_table(argv: Any) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == f"{REPO_CONFIG}: OK"
     table = [line.split() for line in lines[1:]]
-    assert table[0] == ["MODEL", "PROVIDER", "TYPE", "UPSTREAM", "MODEL"]
-    assert ["demo", "demo", "demo", "flywheel-demo-1"] in table
-    assert ["gpt-4o-mini", "openai", "openai_compat", "gpt-4o-mini"] in table
-    assert len(table) == 3
+    assert table[0] == ["MODEL", "VARIANT", "SHARE", "PROVIDER", "TYPE", "UPSTREAM", "MODEL"]
+    assert ["demo", "-", "100%", "demo", "demo", "flywheel-demo-1"] in table
+    assert ["gpt-4o-mini", "-", "100%", "openai", "openai_compat", "gpt-4o-mini"] in table
+    assert ["demo-ab", "baseline", "(control)", "80%", "demo", "demo", "flywheel-demo-1"] in table
+    assert ["demo-ab", "candidate", "20%", "demo", "demo", "flywheel-demo-2"] in table
+    assert len(table) == 5
     assert "providers.openai.api_key is empty" in result.stderr

@@ -10,10 +10,11 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from gateway.config import ProviderConfig
 from gateway.errors import UpstreamError, UpstreamTimeout
-from gateway.providers.base import UpstreamResponse
+from gateway.providers.base import ENDPOINTS, UpstreamResponse
 
 
 class OpenAICompatProvider:
@@ -21,8 +22,12 @@ class OpenAICompatProvider:
         assert config.base_url is not None  # checked by config validation
         self.name = config.name
         self._base_url = config.base_url.rstrip("/")
+        # URLs built once: parsing one per request is measurable at thousands of requests/s.
+        self._urls = {
+            endpoint: URL(f"{self._base_url}/{endpoint}").update_query(dict(config.query))
+            for endpoint in ENDPOINTS
+        }
         self._session = session
-        self._query = dict(config.query)
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=config.connect_timeout, sock_read=config.read_timeout
         )
@@ -34,13 +39,11 @@ class OpenAICompatProvider:
                 self._headers[config.api_key_header] = config.api_key
 
     async def send(self, endpoint: str, body: dict[str, Any], stream: bool) -> UpstreamResponse:
-        url = f"{self._base_url}/{endpoint}"
         try:
             response = await self._session.post(
-                url,
+                self._urls[endpoint],
                 data=orjson.dumps(body),
                 headers=self._headers,
-                params=self._query,
                 timeout=self._timeout,
             )
         except TimeoutError as exc:

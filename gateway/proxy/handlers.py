@@ -2,7 +2,8 @@
 
 Order matters for latency: the answer is written to the client first, and only then is the
 interaction completed (tokens, cost, flags) and handed to the recorder, which never blocks.
-Every response, errors included, carries `Flywheel-Interaction-Id`.
+Every response, errors included, carries `Flywheel-Interaction-Id` and the
+`Flywheel-Feedback-Token` a browser can post feedback with (gateway/feedback/).
 """
 
 from __future__ import annotations
@@ -16,15 +17,20 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.appkeys import CONFIG, PRICES, PROVIDERS, RECORDER, ROUTER
-from gateway.auth import KEY_NAME
-from gateway.errors import (
-    ApiError,
-    InvalidRequest,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    UpstreamError,
+from gateway.appkeys import (
+    CONFIG,
+    FEEDBACK_TOKENS,
+    METRICS,
+    PRICES,
+    PROVIDERS,
+    RECENT_INTERACTIONS,
+    RECORDER,
+    ROUTER,
 )
+from gateway.auth import KEY_NAME
+from gateway.bodies import read_json
+from gateway.errors import ApiError, InvalidRequest, UpstreamError
+from gateway.feedback.tokens import FEEDBACK_TOKEN_HEADER
 from gateway.http_errors import error_response, json_response
 from gateway.ids import uuid7
 from gateway.interaction import CLIENT_DISCONNECTED, ERROR, Interaction
@@ -80,43 +86,63 @@ class _Exchange:
             endpoint=endpoint,
             api_key_name=request.get(KEY_NAME),
         )
-        self.headers = {INTERACTION_HEADER: self.interaction.id}
+        self.headers = {
+            INTERACTION_HEADER: self.interaction.id,
+            FEEDBACK_TOKEN_HEADER: request.app[FEEDBACK_TOKENS].issue(self.interaction.id),
+        }
+        # Feedback may come before the recorder writes the row: this id is known to be coming.
+        request.app[RECENT_INTERACTIONS].add(self.interaction.id)
         self.route: Route | None = None
+        self.error: ApiError | None = None
+        # Time spent waiting on the provider (None: never called), for the overhead metric.
+        self.upstream_seconds: float | None = None
+        self.upstream_from: float | None = None  # set while a wait on the provider is running
 
     def elapsed_ms(self, at: float | None = None) -> float:
         return ((at if at is not None else time.perf_counter()) - self.started) * 1000
 
+    def upstream_wait_ended(self, at: float | None = None) -> None:
+        if self.upstream_from is not None:
+            waited = (at if at is not None else time.perf_counter()) - self.upstream_from
+            self.upstream_seconds = (self.upstream_seconds or 0.0) + waited
+            self.upstream_from = None
+
     def fail(self, error: ApiError) -> None:
+        self.error = error
         it = self.interaction
         it.status, it.http_status = ERROR, error.status
         it.error_type, it.error_message = error.type, error.message
 
     def record(self, assembler: ResponseAssembler | None, answered: bool) -> None:
+        self.upstream_wait_ended()
         it = self.interaction
         it.latency_ms = self.elapsed_ms()
         app = self.request.app
-        if not app[CONFIG].capture.enabled:
-            return
+        capture = app[CONFIG].capture.enabled
         if assembler is not None:
-            fill_answer(it, assembler, answered)
+            if capture:
+                fill_answer(it, assembler, answered)
             if assembler.first_token_at is not None and it.stream:
                 it.ttft_ms = self.elapsed_ms(assembler.first_token_at)
-            if self.route is not None:
+            if self.route is not None:  # tokens and cost feed the metrics even without capture
                 fill_usage(it, assembler, app[PRICES], self.route)
-        app[RECORDER].record(it)
+        app[METRICS].observe_request(it, self.upstream_seconds, self.error)
+        app[RECENT_INTERACTIONS].completed(it)  # feedback may now name its response id
+        if capture:
+            app[RECORDER].record(it)
 
 
 async def _proxy(request: web.Request, endpoint: str) -> web.StreamResponse:
     exchange = _Exchange(request, endpoint)
     try:
         body, stream, hide_usage = await _prepare(exchange, endpoint)
-        upstream = await request.app[PROVIDERS][exchange.route.provider].send(  # type: ignore[union-attr]
-            endpoint, body, stream
-        )
+        exchange.upstream_from = time.perf_counter()
+        upstream = await _send(exchange, endpoint, body, stream)
     except ApiError as error:
         exchange.fail(error)
         exchange.record(None, answered=False)
         return error_response(error, headers=exchange.headers)
+    exchange.upstream_wait_ended()  # a body has been read whole; a stream's chunks are timed
     if upstream.chunks is not None:
         return await _relay_stream(exchange, upstream, hide_usage)
     return await _relay_body(exchange, upstream)
@@ -132,11 +158,7 @@ async def _prepare(exchange: _Exchange, endpoint: str) -> tuple[dict[str, Any], 
     if not isinstance(model, str) or not model:
         raise InvalidRequest("You must provide a model parameter.", param="model")
     it.requested_model = model
-    route = exchange.route = request.app[ROUTER].route(model)
-    it.provider, it.upstream_model, it.variant = route.provider, route.upstream_model, route.variant
-    if route.variant:
-        exchange.headers[VARIANT_HEADER] = route.variant
-    body["model"] = route.upstream_model
+    exchange.route = request.app[ROUTER].route(model, meta.user, meta.session)
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean.", param="stream")
@@ -151,28 +173,42 @@ async def _prepare(exchange: _Exchange, endpoint: str) -> tuple[dict[str, Any], 
             # dropped on the way back so this client sees the stream it asked for.
             body["stream_options"] = {**options, "include_usage": True}
             hide_usage = True
-    it.request = body
     return body, stream, hide_usage
 
 
+async def _send(
+    exchange: _Exchange, endpoint: str, client_body: dict[str, Any], stream: bool
+) -> UpstreamResponse:
+    """Send on the chosen route; if its upstream fails before answering, once more on the
+    model's fallback arm, recorded as such."""
+    it, route = exchange.interaction, exchange.route
+    assert route is not None
+    while True:
+        body = dict(client_body)  # each arm rewrites its own copy
+        route.apply(body)
+        it.provider, it.upstream_model = route.provider, route.upstream_model
+        it.variant, it.request = route.variant, body
+        if route.variant:
+            exchange.headers[VARIANT_HEADER] = route.variant
+        try:
+            return await exchange.request.app[PROVIDERS][route.provider].send(
+                endpoint, body, stream
+            )
+        except UpstreamError as error:
+            if route.fallback is None:
+                raise
+            log.warning(
+                "variant %s failed (%s); falling back to %s",
+                route.variant,
+                error,
+                route.fallback.variant,
+            )
+            it.fallback_from = route.variant
+            route = exchange.route = route.fallback
+
+
 async def _read_json(request: web.Request) -> dict[str, Any]:
-    limit = request.app[CONFIG].server.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.")
-    if request.content_type != "application/json":
-        raise UnsupportedMediaType(
-            f"Content-Type must be application/json, got '{request.content_type}'."
-        )
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.") from None
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest(
-            "We could not parse the JSON body of your request. Expected a JSON object."
-        ) from None
+    body = await read_json(request, request.app[CONFIG].server.max_body_bytes)
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return body
@@ -225,10 +261,15 @@ async def _relay_stream(
     )
     try:
         await response.prepare(exchange.request)
+        exchange.upstream_from = time.perf_counter()
         async for data in upstream.chunks:
-            out = assembler.feed(data, time.perf_counter())
+            now = time.perf_counter()
+            exchange.upstream_wait_ended(now)
+            out = assembler.feed(data, now)
             if out:
                 await response.write(out)
+            exchange.upstream_from = time.perf_counter()
+        exchange.upstream_wait_ended()
         tail = assembler.flush(time.perf_counter())
         if tail:
             await response.write(tail)

@@ -1,7 +1,9 @@
 """The storage contract every engine implements, and the migration files they share a layout of.
 
-Engines are small: they translate `Interaction` rows to their database and back. Nothing here
-is called on the request path; the recorder batches writes in the background.
+Engines are small: they translate `Interaction` and `Feedback` rows to their database and back,
+and answer the review API's queries in their own SQL. Nothing here is called on the inference
+path; the recorder batches writes in the background. Feedback and review calls are awaited by
+their own routes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
 
+from gateway.feedback.event import Feedback
 from gateway.interaction import Interaction
+from gateway.store.queries import InteractionQuery, TimeWindow
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,57 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raise StoreError unless the database answers."""
+        ...
+
+    # -- feedback (awaited by POST /v1/feedback) -------------------------------------------
+    async def insert_feedback(self, rows: Sequence[Feedback]) -> list[str]:
+        """Insert in one transaction; the stored id of each row, in order. A row whose
+        (interaction_id, idempotency_key) is already stored is skipped and that row's id is
+        returned instead: a retried request gets its first result."""
+        ...
+
+    async def interaction_models(
+        self, ids: Sequence[str]
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """Which of these interaction ids have a row: id -> (requested model, variant)."""
+        ...
+
+    async def interactions_for_responses(self, response_ids: Sequence[str]) -> dict[str, str]:
+        """Upstream response id -> interaction id, for those stored (the latest on a tie)."""
+        ...
+
+    async def responses(self, ids: Sequence[str]) -> dict[str, Any]:
+        """Interaction id -> stored response body, for the rows that exist."""
+        ...
+
+    async def get_feedback(self, interaction_id: str) -> list[dict[str, Any]]:
+        """An interaction's feedback events, oldest first."""
+        ...
+
+    # -- review (admin API) ----------------------------------------------------------------
+    async def list_interactions(self, query: InteractionQuery) -> list[dict[str, Any]]:
+        """Newest first, after `query.after`, at most `query.limit` rows, each with its
+        `feedback_count`."""
+        ...
+
+    async def usage_by_variant(self, window: TimeWindow) -> list[dict[str, Any]]:
+        """Per (model, variant): counts by status, cost, tokens, latency percentiles."""
+        ...
+
+    async def latency_percentiles(self, window: TimeWindow) -> dict[str, float | None]:
+        """Latency percentiles (`PERCENTILES`) over every interaction in the window."""
+        ...
+
+    async def feedback_by_variant(self, window: TimeWindow) -> list[dict[str, Any]]:
+        """Per (model, variant): feedback events, interactions with feedback, and the
+        distribution of the latest value of each `FEEDBACK_DISTRIBUTIONS` field."""
+        ...
+
+    async def experiment_rows(
+        self, model: str, window: TimeWindow
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """An A/B readout's inputs: the model's interactions in the window (numbers only) and
+        the feedback events on them, oldest first."""
         ...
 
     async def close(self) -> None: ...

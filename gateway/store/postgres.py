@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
 from typing import Any
 
 import asyncpg
@@ -12,6 +11,8 @@ import orjson
 from gateway.errors import StoreError
 from gateway.interaction import COLUMNS, Interaction
 from gateway.store.base import load_migrations
+from gateway.store.postgres_review import PostgresReview, interaction_record
+from gateway.store.queries import TimeWindow
 
 # Any constant works; it only has to be the same in every replica so that replicas starting
 # together apply migrations one at a time.
@@ -35,19 +36,39 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-def _encode_json(value: Any) -> str:
-    text = orjson.dumps(value).decode()
-    return orjson.dumps(_without_nul(value)).decode() if "\\u0000" in text else text
+# jsonb travels in PostgreSQL's binary format: a version byte, then the JSON text. Handing
+# orjson's bytes over as they are skips a decode to str and back, on the event loop.
+_JSONB_VERSION = b"\x01"
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    data = orjson.dumps(value)
+    if b"\\u0000" in data:
+        data = orjson.dumps(_without_nul(value))
+    return _JSONB_VERSION + data
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return orjson.loads(data[1:])
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for kind in ("json", "jsonb"):
-        await conn.set_type_codec(
-            kind, schema="pg_catalog", encoder=_encode_json, decoder=orjson.loads
-        )
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        format="binary",
+    )
+    await conn.set_type_codec(
+        "json",
+        schema="pg_catalog",
+        encoder=lambda v: orjson.dumps(v).decode(),
+        decoder=orjson.loads,
+    )
 
 
-class PostgresStore:
+class PostgresStore(PostgresReview):
     engine = "postgres"
 
     def __init__(self, pool: asyncpg.Pool):
@@ -96,12 +117,30 @@ class PostgresStore:
 
     async def get_interaction(self, interaction_id: str) -> dict[str, Any] | None:
         row = await self._pool.fetchrow("SELECT * FROM interactions WHERE id = $1", interaction_id)
-        if row is None:
-            return None
-        record = dict(row)
-        record["id"] = str(record["id"])
-        record["created_at"] = record["created_at"].astimezone(UTC).isoformat()
-        return record
+        return None if row is None else interaction_record(row)
+
+    async def experiment_rows(
+        self, model: str, window: TimeWindow
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        where = "i.requested_model = $1"
+        params: list[Any] = [model]
+        for bound, op in ((window.since, ">="), (window.until, "<")):
+            if bound is not None:
+                params.append(bound)
+                where += f" AND i.created_at {op} ${len(params)}"
+        async with self._pool.acquire() as conn:
+            interactions = await conn.fetch(
+                "SELECT i.id::text AS id, variant, status, latency_ms, ttft_ms, cost_usd,"
+                f" prompt_tokens, completion_tokens FROM interactions i WHERE {where}",
+                *params,
+            )
+            events = await conn.fetch(
+                "SELECT f.interaction_id::text AS interaction_id, f.rating, f.thumbs, f.outcome"
+                f" FROM feedback f JOIN interactions i ON i.id = f.interaction_id WHERE {where}"
+                " ORDER BY f.created_at",
+                *params,
+            )
+        return [dict(r) for r in interactions], [dict(r) for r in events]
 
     async def ping(self) -> None:
         try:

@@ -20,6 +20,8 @@ import orjson
 from gateway.errors import StoreError
 from gateway.interaction import COLUMNS, JSON_COLUMNS, Interaction
 from gateway.store.base import load_migrations
+from gateway.store.queries import TimeWindow
+from gateway.store.sqlite_review import SQLiteReview, interaction_record
 
 T = TypeVar("T")
 _JSON_INDEXES = [i for i, name in enumerate(COLUMNS) if name in JSON_COLUMNS]
@@ -35,7 +37,7 @@ def sqlite_path(url: str) -> str:
     return path[1:] if path.startswith("/") else path
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteReview):
     engine = "sqlite"
 
     def __init__(self, path: str):
@@ -135,15 +137,33 @@ class SQLiteStore:
         row = self.conn.execute(
             "SELECT * FROM interactions WHERE id = ?", (interaction_id,)
         ).fetchone()
-        if row is None:
-            return None
-        record = dict(row)
-        for name in JSON_COLUMNS:
-            if record[name] is not None:
-                record[name] = orjson.loads(record[name])
-        record["stream"] = bool(record["stream"])
-        record["usage_estimated"] = bool(record["usage_estimated"])
-        return record
+        return None if row is None else interaction_record(row)
+
+    async def experiment_rows(
+        self, model: str, window: TimeWindow
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return await self._run(self._experiment_rows, model, window)
+
+    def _experiment_rows(
+        self, model: str, window: TimeWindow
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        where, params = "requested_model = ?", [model]
+        for bound, op in ((window.since, ">="), (window.until, "<")):
+            if bound is not None:
+                where += f" AND created_at {op} ?"
+                params.append(bound.astimezone(UTC).isoformat())
+        interactions = self.conn.execute(
+            "SELECT id, variant, status, latency_ms, ttft_ms, cost_usd, prompt_tokens,"
+            f" completion_tokens FROM interactions WHERE {where}",
+            params,
+        ).fetchall()
+        events = self.conn.execute(
+            "SELECT f.interaction_id, f.rating, f.thumbs, f.outcome FROM feedback f"
+            f" JOIN interactions ON interactions.id = f.interaction_id WHERE {where}"
+            " ORDER BY f.created_at",
+            params,
+        ).fetchall()
+        return [dict(r) for r in interactions], [dict(r) for r in events]
 
     async def ping(self) -> None:
         await self._run(lambda: self.conn.execute("SELECT 1").fetchone())

@@ -19,11 +19,14 @@ import asyncpg
 import pytest
 
 from gateway.errors import StoreError
+from gateway.feedback.event import FEEDBACK_COLUMNS
 from gateway.ids import uuid7
 from gateway.interaction import COLUMNS, ERROR, Interaction
 from gateway.store import Store, open_store
+from gateway.store.base import load_migrations
 
-MIGRATION = "0001_interactions"
+# Every migration file, in order: a fresh database gets all of them, once.
+MIGRATIONS = [f"{m.version:04d}_{m.name}" for m in load_migrations("sqlite")]
 
 
 # -- helpers: read the database directly ---------------------------------------------------
@@ -154,7 +157,7 @@ def _expected(interaction: Interaction) -> dict[str, Any]:
 async def test_migrate_applies_once(database_url: str) -> None:
     store = await open_store(database_url)
     try:
-        assert await store.migrate() == [MIGRATION]
+        assert await store.migrate() == MIGRATIONS
         assert await store.migrate() == []
     finally:
         await store.close()
@@ -165,7 +168,8 @@ async def test_migrate_applies_once(database_url: str) -> None:
     finally:
         await again.close()
     sql = "SELECT version, name FROM schema_migrations ORDER BY version"
-    assert await _query(database_url, sql, sql) == [(1, "interactions")]
+    expected = [(m.version, m.name) for m in load_migrations("sqlite")]
+    assert await _query(database_url, sql, sql) == expected
 
 
 async def test_concurrent_migrations_apply_once(database_url: str) -> None:
@@ -176,21 +180,26 @@ async def test_concurrent_migrations_apply_once(database_url: str) -> None:
     finally:
         await first.close()
         await second.close()
-    assert sorted(results) == [[], [MIGRATION]]
+    assert sorted(results) == [[], MIGRATIONS]
     sql = "SELECT count(*) FROM schema_migrations"
-    assert await _query(database_url, sql, sql) == [(1,)]
+    assert await _query(database_url, sql, sql) == [(len(MIGRATIONS),)]
 
 
-async def test_table_columns_match_the_dataclass(store: Store, database_url: str) -> None:
-    """Migrations and `Interaction` cannot drift apart."""
+@pytest.mark.parametrize(
+    ("table", "columns"), [("interactions", COLUMNS), ("feedback", FEEDBACK_COLUMNS)]
+)
+async def test_table_columns_match_the_dataclass(
+    store: Store, database_url: str, table: str, columns: tuple[str, ...]
+) -> None:
+    """Migrations and `Interaction` / `Feedback` cannot drift apart."""
     rows = await _query(
         database_url,
-        "SELECT name FROM pragma_table_info('interactions')",
+        f"SELECT name FROM pragma_table_info('{table}')",
         "SELECT column_name FROM information_schema.columns"
-        " WHERE table_schema = current_schema() AND table_name = 'interactions'",
+        f" WHERE table_schema = current_schema() AND table_name = '{table}'",
     )
-    assert {r[0] for r in rows} == set(COLUMNS)
-    assert len(rows) == len(COLUMNS)
+    assert {r[0] for r in rows} == set(columns)
+    assert len(rows) == len(columns)
 
 
 # -- round trip ---------------------------------------------------------------------------
@@ -304,7 +313,7 @@ async def test_sqlite_creates_missing_folders(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "c" / "flywheel.db"
     store = await open_store(f"sqlite:///{path}")
     try:
-        assert await store.migrate() == [MIGRATION]
+        assert await store.migrate() == MIGRATIONS
         interaction = _full_interaction()
         await store.insert_interactions([interaction])
         assert await store.get_interaction(interaction.id) == _expected(interaction)
@@ -335,7 +344,7 @@ async def test_postgres_concurrent_migrations_use_the_lock(postgres_url: str) ->
     stores = [await open_store(postgres_url) for _ in range(4)]
     try:
         results = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(results) == [[], [], [], [MIGRATION]]
+        assert sorted(results) == [[], [], [], MIGRATIONS]
         interaction = _full_interaction()
         await stores[0].insert_interactions([interaction])
         assert await stores[3].get_interaction(interaction.id) == _expected(interaction)
@@ -344,8 +353,9 @@ async def test_postgres_concurrent_migrations_use_the_lock(postgres_url: str) ->
             await s.close()
     conn = await asyncpg.connect(postgres_url)
     try:
-        assert await conn.fetch("SELECT version, name FROM schema_migrations") == [
-            (1, "interactions")
+        rows = await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
+        assert [tuple(r) for r in rows] == [
+            (m.version, m.name) for m in load_migrations("postgres")
         ]
     finally:
         await conn.close()

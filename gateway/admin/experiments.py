@@ -1,0 +1,39 @@
+"""`GET /admin/experiments/{model}`: the A/B readout of one model for a time window."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from gateway.admin.params import time_window
+from gateway.appkeys import CONFIG, ROUTER, STORE
+from gateway.experiments import readout
+from gateway.http_errors import json_response
+from gateway.store import Store
+from gateway.store.queries import TimeWindow
+
+
+async def experiment_readout(request: web.Request) -> web.Response:
+    model = request.match_info["model"]
+    control = request.app[ROUTER].control(model)  # raises ModelNotFound
+    window = time_window(request.query)
+    result = await compute_readout(request.app[STORE], request.app[CONFIG], model, control, window)
+    return json_response(result)
+
+
+async def compute_readout(
+    store: Store, config: Any, model: str, control: str | None, window: TimeWindow
+) -> dict[str, Any]:
+    interactions, events = await store.experiment_rows(model, window)
+    # The statistics (and scipy's import) run on a thread: the loop keeps serving traffic.
+    return await asyncio.to_thread(
+        readout,
+        model,
+        interactions,
+        events,
+        control=control,
+        min_samples=config.experiments.min_samples,
+        alpha=config.experiments.alpha,
+    )

@@ -1,0 +1,104 @@
+"""What the review API asks the stores, and the engine-neutral shaping of their answers.
+
+Each engine turns an `InteractionQuery` into its own SQL (sqlite.py, postgres.py); what is the
+same for both (paging order, LIKE patterns, percentile ranks, folding rows into per-variant
+dicts) lives here once.
+
+Paging is keyset on (created_at, id), newest first: stable while rows keep arriving, and as fast
+on the thousandth page as on the first, unlike OFFSET.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+# Latest-value distributions the stats report per model and variant.
+FEEDBACK_DISTRIBUTIONS = ("thumbs", "rating", "outcome", "correction_type")
+# Nearest-rank percentiles, as integer arithmetic both engines agree on: rank = ceil(p * n).
+PERCENTILES = {"p50": 50, "p95": 95}
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The last row of a page: the next page starts strictly after it."""
+
+    created_at: datetime
+    id: str
+
+
+@dataclass(frozen=True)
+class InteractionQuery:
+    window: TimeWindow = TimeWindow()
+    model: str | None = None
+    variant: str | None = None
+    status: str | None = None
+    user: str | None = None
+    session: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)  # all must match
+    has_feedback: bool | None = None
+    outcome: str | None = None  # the latest outcome given
+    min_rating: int | None = None  # the latest rating given
+    quality_flag: str | None = None
+    text: str | None = None  # substring of the request or response
+    after: Cursor | None = None
+    limit: int = 50
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` inside stored JSON, with `\\` as the escape character.
+
+    Bodies are stored as JSON text, where a quote or a newline is escaped; encoding the needle
+    the same way lets a search for `say "hi"` find it.
+    """
+    encoded = orjson.dumps(text).decode()[1:-1]
+    escaped = encoded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def percentile_rank_sql(count: str, percent: int) -> str:
+    """SQL for ceil(percent/100 * count) in integers: the nearest-rank percentile's row."""
+    return f"(({count}) * {percent} + 99) / 100"
+
+
+def usage_groups(
+    totals: Iterable[Mapping[str, Any]], latencies: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Aggregate rows per (model, variant) with their latency percentiles attached."""
+    by_group = {(r["model"], r["variant"]): r for r in latencies}
+    groups = []
+    for row in totals:
+        latency = by_group.get((row["model"], row["variant"]), {})
+        groups.append({**row, "latency_ms": {name: latency.get(name) for name in PERCENTILES}})
+    return groups
+
+
+def feedback_groups(
+    counts: Iterable[Mapping[str, Any]], values: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per (model, variant): feedback events, interactions with feedback, and how many of
+    those interactions have each latest value of each distribution field."""
+    groups: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for row in counts:
+        groups[(row["model"], row["variant"])] = {
+            "model": row["model"],
+            "variant": row["variant"],
+            "events": row["events"],
+            "interactions": row["interactions"],
+            **{name: {} for name in FEEDBACK_DISTRIBUTIONS},
+        }
+    for row in values:
+        group = groups.get((row["model"], row["variant"]))
+        if group is not None:
+            group[row["field"]][str(row["value"])] = row["count"]
+    return list(groups.values())

@@ -1,0 +1,229 @@
+"""The feedback and review half of the store contract, on SQLite and on PostgreSQL.
+
+The same seeded dataset goes into both engines and every method must give the same answer:
+the engines' SQL differs (window functions vs DISTINCT ON, json_each vs @>, hand-made vs
+built-in percentiles), the results may not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from gateway.feedback.event import FEEDBACK_COLUMNS, Feedback
+from gateway.ids import uuid7
+from gateway.store import Store, open_store
+from gateway.store.queries import Cursor, InteractionQuery, TimeWindow
+from tests.feedback_support import ANSWERS, T0, fetch_feedback, seed_review_data
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = await open_store(database_url)
+    try:
+        await opened.migrate()
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def seeded(store: Store) -> dict[str, str]:
+    return await seed_review_data(store)
+
+
+def _fields(event: Feedback) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in FEEDBACK_COLUMNS}
+
+
+def _event(interaction_id: str, **fields: Any) -> Feedback:
+    return Feedback(id=str(uuid7()), interaction_id=interaction_id, created_at=T0, **fields)
+
+
+# -- feedback writes and lookups ------------------------------------------------------------
+async def test_feedback_round_trips(store: Store, database_url: str) -> None:
+    interaction_id = str(uuid7())  # no interaction row: feedback has no foreign key
+    event = _event(
+        interaction_id,
+        rating=4,
+        thumbs="up",
+        score=0.5,
+        outcome="modified",
+        correction="Bonjour 👋\nça va ?\x00",
+        comment="ok",
+        dimensions={"accuracy": 5, "clarity": 3},
+        time_to_decision_ms=4500,
+        source="web",
+        tags={"team": "search"},
+        idempotency_key="k",
+        edit_distance=3,
+        correction_type="minor_edit",
+        api_key_name="app",
+    )
+    assert await store.insert_feedback([event]) == [event.id]
+    [stored] = await store.get_feedback(interaction_id)
+    assert stored["created_at"] == T0.isoformat()
+    assert stored["correction"].replace("\ufffd", "\x00") == event.correction
+    expected = {k: v for k, v in _fields(event).items() if k not in ("created_at", "correction")}
+    assert {k: stored[k] for k in expected} == expected
+    assert len(await fetch_feedback(database_url, interaction_id)) == 1
+
+
+async def test_idempotency_keys_return_the_first_id(store: Store, database_url: str) -> None:
+    interaction_id = str(uuid7())
+    first = _event(interaction_id, rating=1, idempotency_key="same")
+    plain = _event(interaction_id, rating=2)
+    assert await store.insert_feedback([first, plain]) == [first.id, plain.id]
+    retry = _event(interaction_id, rating=5, idempotency_key="same")
+    other_interaction = _event(str(uuid7()), rating=5, idempotency_key="same")  # keys are per id
+    ids = await store.insert_feedback([retry, other_interaction, replace(retry, id=str(uuid7()))])
+    assert ids == [first.id, other_interaction.id, first.id]
+    ratings = [r["rating"] for r in await fetch_feedback(database_url, interaction_id)]
+    assert sorted(ratings) == [1, 2]
+
+
+async def test_concurrent_retries_store_one_row(store: Store, database_url: str) -> None:
+    interaction_id = str(uuid7())
+    events = [_event(interaction_id, rating=3, idempotency_key="k") for _ in range(8)]
+    results = await asyncio.gather(*(store.insert_feedback([e]) for e in events))
+    assert len({ids[0] for ids in results}) == 1
+    assert len(await fetch_feedback(database_url, interaction_id)) == 1
+
+
+async def test_lookups(store: Store, seeded: dict[str, str]) -> None:
+    unknown = str(uuid7())
+    assert await store.interaction_models([seeded["i0"], unknown, seeded["i5"]]) == {
+        seeded["i0"]: ("chat-a", None),
+        seeded["i5"]: ("exp", "b"),
+    }
+    assert await store.interaction_models([]) == {}
+    found = await store.interactions_for_responses(["chatcmpl-seed-1", "chatcmpl-none"])
+    assert found == {"chatcmpl-seed-1": seeded["i1"]}
+    responses = await store.responses([seeded["i0"], seeded["i2"], unknown])
+    assert set(responses) == {seeded["i0"], seeded["i2"]}
+    assert responses[seeded["i0"]]["choices"][0]["message"]["content"] == ANSWERS["i0"]
+    assert responses[seeded["i2"]] is None  # a failed call has no response
+
+
+async def test_many_ids_are_looked_up_in_chunks(store: Store, seeded: dict[str, str]) -> None:
+    ids = [str(uuid7()) for _ in range(1_200)] + [seeded["i3"]]
+    assert await store.interaction_models(ids) == {seeded["i3"]: ("exp", "a")}
+
+
+async def test_get_feedback_is_oldest_first(store: Store, seeded: dict[str, str]) -> None:
+    events = await store.get_feedback(seeded["i1"])
+    assert [e["rating"] for e in events] == [2, 4]
+    assert await store.get_feedback(str(uuid7())) == []
+
+
+# -- list_interactions filters --------------------------------------------------------------
+FILTERS: list[tuple[dict[str, Any], list[str]]] = [
+    ({}, [f"i{n}" for n in range(12)]),
+    ({"model": "chat-a"}, ["i0", "i1", "i2", "i6", "i7", "i8", "i9", "i10", "i11"]),
+    ({"model": "exp", "variant": "b"}, ["i4", "i5"]),
+    ({"status": "error"}, ["i2"]),
+    ({"status": "client_disconnected"}, ["i5"]),
+    ({"user": "u3"}, ["i3", "i4"]),
+    ({"session": "s1"}, ["i0", "i1"]),
+    ({"tags": {"team": "search"}}, ["i0", "i1"]),
+    ({"tags": {"team": "search", "env": "prod"}}, ["i0"]),
+    ({"tags": {"team": "nobody"}}, []),
+    ({"has_feedback": True}, ["i0", "i1", "i2", "i3", "i4"]),
+    ({"has_feedback": False}, ["i5", "i6", "i7", "i8", "i9", "i10", "i11"]),
+    ({"outcome": "accepted"}, ["i0"]),
+    ({"outcome": "rejected"}, ["i1"]),
+    ({"min_rating": 4}, ["i0", "i1"]),  # i1 was rated 2, then 4: the latest counts
+    ({"min_rating": 5}, ["i0"]),
+    ({"quality_flag": "truncated"}, ["i1"]),
+    ({"text": "paris"}, ["i0"]),  # case-insensitive
+    ({"text": 'in "Germany"'}, ["i1"]),  # quotes, escaped inside the stored JSON
+    ({"text": "question 1"}, ["i1", "i10", "i11"]),  # the request is searched too
+    ({"text": "100%_"}, []),  # LIKE wildcards are literal
+    ({"window": TimeWindow(T0 + timedelta(hours=3), T0 + timedelta(hours=6))}, ["i3", "i4", "i5"]),
+    ({"window": TimeWindow(since=T0 + timedelta(hours=10))}, ["i10", "i11"]),
+    ({"model": "chat-a", "has_feedback": True, "user": "u1"}, ["i0", "i2"]),
+]
+
+
+@pytest.mark.parametrize(("filters", "expected"), FILTERS)
+async def test_list_filters(
+    store: Store, seeded: dict[str, str], filters: dict[str, Any], expected: list[str]
+) -> None:
+    rows = await store.list_interactions(InteractionQuery(limit=100, **filters))
+    names = {v: k for k, v in seeded.items()}
+    assert [names[row["id"]] for row in rows] == sorted(
+        expected, key=lambda n: -int(n[1:])
+    )  # newest first
+
+
+async def test_list_rows_carry_their_feedback_count(store: Store, seeded: dict[str, str]) -> None:
+    rows = await store.list_interactions(InteractionQuery(limit=100))
+    counts = {row["id"]: row["feedback_count"] for row in rows}
+    assert counts[seeded["i0"]] == 2 and counts[seeded["i11"]] == 0
+    assert rows[0]["tags"] == {} and isinstance(rows[0]["created_at"], str)
+
+
+async def test_keyset_pages_cover_everything_once(store: Store, seeded: dict[str, str]) -> None:
+    seen: list[str] = []
+    after = None
+    while True:
+        rows = await store.list_interactions(InteractionQuery(limit=5, after=after))
+        seen.extend(row["id"] for row in rows)
+        if len(rows) < 5:
+            break
+        last = rows[-1]
+        after = Cursor(datetime.fromisoformat(last["created_at"]), last["id"])
+    assert seen == [seeded[f"i{n}"] for n in reversed(range(12))]
+
+
+# -- stats ----------------------------------------------------------------------------------
+async def test_usage_by_variant(store: Store, seeded: dict[str, str]) -> None:
+    groups = {(g["model"], g["variant"]): g for g in await store.usage_by_variant(TimeWindow())}
+    assert set(groups) == {("chat-a", None), ("exp", "a"), ("exp", "b")}
+    chat = groups[("chat-a", None)]
+    assert (chat["interactions"], chat["success"], chat["error"]) == (9, 8, 1)
+    assert chat["client_disconnected"] == 0
+    assert (chat["prompt_tokens"], chat["completion_tokens"]) == (90, 45)
+    assert chat["cost_usd"] == pytest.approx(0.001 * (1 + 2 + 3 + 7 + 8 + 9 + 10 + 11 + 12))
+    # 100, 200, 300, 700 ... 1200: nearest rank ceil(0.5 * 9) = 5th, ceil(0.95 * 9) = 9th.
+    assert chat["latency_ms"] == {"p50": 800.0, "p95": 1200.0}
+    exp_b = groups[("exp", "b")]
+    assert (exp_b["interactions"], exp_b["success"], exp_b["client_disconnected"]) == (2, 1, 1)
+    assert exp_b["latency_ms"] == {"p50": 500.0, "p95": 600.0}
+
+
+async def test_latency_percentiles_over_a_window(store: Store, seeded: dict[str, str]) -> None:
+    assert await store.latency_percentiles(TimeWindow()) == {"p50": 600.0, "p95": 1200.0}
+    first_four = TimeWindow(until=T0 + timedelta(hours=4))
+    assert await store.latency_percentiles(first_four) == {"p50": 200.0, "p95": 400.0}
+    empty = TimeWindow(since=T0 + timedelta(days=30))
+    assert await store.latency_percentiles(empty) == {"p50": None, "p95": None}
+    assert await store.usage_by_variant(empty) == []
+
+
+async def test_feedback_by_variant_counts_latest_values(
+    store: Store, seeded: dict[str, str]
+) -> None:
+    groups = {(g["model"], g["variant"]): g for g in await store.feedback_by_variant(TimeWindow())}
+    assert groups[("chat-a", None)] == {
+        "model": "chat-a",
+        "variant": None,
+        "events": 5,
+        "interactions": 3,
+        "thumbs": {"up": 1, "down": 1},
+        "rating": {"5": 1, "4": 1},  # i1's 2 was replaced by a 4
+        "outcome": {"accepted": 1, "rejected": 1},
+        "correction_type": {},
+    }
+    assert groups[("exp", "b")]["correction_type"] == {"minor_edit": 1}
+    assert groups[("exp", "a")]["thumbs"] == {"down": 1}
+    window = TimeWindow(since=T0 + timedelta(hours=3))
+    assert {(g["model"], g["variant"]) for g in await store.feedback_by_variant(window)} == {
+        ("exp", "a"),
+        ("exp", "b"),
+    }
