@@ -279,6 +279,16 @@ class Metrics:
         if kind is not None:
             self._upstream_error(key[2], kind).inc()
 
+    def observe_fallback(self, provider: str, error: UpstreamError) -> None:
+        """An A/B arm's upstream failed and the fallback arm answered: the request itself
+        succeeded, but the failure still counts against the provider."""
+        kind = (
+            "timeout"
+            if isinstance(error, UpstreamTimeout)
+            else ("http_5xx" if error.upstream_status is not None else "connection")
+        )
+        self._upstream_error(_bounded(provider, self._providers), kind).inc()
+
     def _upstream_error(self, provider: str, kind: str) -> Counter:
         child = self._upstream_error_children.get((provider, kind))
         if child is None:

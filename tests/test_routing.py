@@ -14,6 +14,7 @@ from gateway.proxy.handlers import INTERACTION_HEADER, VARIANT_HEADER
 from gateway.routing import BUCKETS, Router, bucket
 from tests.conftest import base_config
 from tests.fake_upstream import FakeUpstream, expected_content
+from tests.scrape import scrape
 
 MESSAGES = [{"role": "system", "content": "Be verbose."}, {"role": "user", "content": "hi"}]
 
@@ -163,3 +164,21 @@ async def test_two_gateways_over_one_postgres_agree_on_every_user(
         await conn.close()
     assert len(rows) == 40
     assert all(r["arms"] == 1 and r["calls"] == 2 for r in rows)
+
+
+async def test_a_rescued_arm_still_counts_as_an_upstream_error(
+    make_gateway: Callable[..., Any], upstream: FakeUpstream, sqlite_url: str
+) -> None:
+    config = base_config(upstream, sqlite_url)
+    config["models"]["exp"] = {
+        "fallback": "stable",
+        "variants": [
+            {"name": "broken", "provider": "fake", "model": "fake-error-500", "weight": 1},
+            {"name": "stable", "provider": "fake", "model": "fake-model", "weight": 0},
+        ],
+    }
+    gateway = await make_gateway(config)
+    await gateway.client().chat.completions.create(model="exp", messages=MESSAGES)
+    metrics = await scrape(gateway.base_url)
+    assert metrics.value("flywheel_upstream_errors_total", provider="fake", kind="http_5xx") == 1
+    assert metrics.value("flywheel_requests_total", model="exp", variant="stable") == 1

@@ -203,6 +203,7 @@ async def _send(
                 error,
                 route.fallback.variant,
             )
+            exchange.request.app[METRICS].observe_fallback(route.provider, error)
             it.fallback_from = route.variant
             route = exchange.route = route.fallback
 
