@@ -103,6 +103,11 @@ def _check_config(config: Config, args: argparse.Namespace) -> None:
             print(f"warning: providers.{provider.name}.api_key is empty", file=sys.stderr)
     if not config.auth.keys:
         print("warning: auth.keys is empty: serving 127.0.0.1 only", file=sys.stderr)
+    if config.feedback.token_secret is None:
+        print(
+            "warning: feedback.token_secret is empty: feedback tokens will not survive a restart",
+            file=sys.stderr,
+        )
 
 
 def _experiments(config: Config, args: argparse.Namespace) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator
@@ -118,12 +120,21 @@ class Page:
 
 @contextlib.asynccontextmanager
 async def chromium(executable: str) -> AsyncIterator[Page]:
-    """A fresh headless browser (its own profile) and its first tab; killed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="flywheel-chromium-") as profile:
+    """A fresh headless browser (its own profile) and its first tab, closed afterwards.
+
+    Chromium is several processes (renderers, utilities) writing to the profile, so it is asked
+    to close, and its children with it, before the profile is removed. If it does not close (or
+    the test failed half-way), its process group, its own since it was started here, is killed;
+    a child still writing then may leave some of the profile behind, which is not an error.
+    """
+    with tempfile.TemporaryDirectory(
+        prefix="flywheel-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         process = subprocess.Popen(
             [executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             port = await _devtools_port(Path(profile), process)
@@ -136,9 +147,15 @@ async def chromium(executable: str) -> AsyncIterator[Page]:
                     await page.send("Runtime.enable")
                     await page.send("Page.enable")
                     yield page
+                    with contextlib.suppress(RuntimeError):  # it may hang up before answering
+                        await page.send("Browser.close")
         finally:
-            process.kill()
-            process.wait(timeout=10)
+            try:
+                await asyncio.to_thread(process.wait, 5)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
 
 
 async def _devtools_port(profile: Path, process: subprocess.Popen[bytes]) -> int:

@@ -186,11 +186,11 @@ async def _measure_corrections(app: web.Application, rows: Sequence[Feedback]) -
 
 async def _responses(app: web.Application, ids: set[str]) -> dict[str, object]:
     """Stored responses of `ids`, waiting a little for rows the recorder has not written yet."""
-    store = app[STORE]
+    store, capture = app[STORE], app[CONFIG].capture
     found = await store.responses(list(ids))
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + app[CONFIG].capture.flush_interval + _ANSWER_WAIT_SECONDS
-    while len(found) < len(ids) and loop.time() < deadline:
+    deadline = loop.time() + capture.flush_interval + _ANSWER_WAIT_SECONDS
+    while capture.enabled and len(found) < len(ids) and loop.time() < deadline:
         await asyncio.sleep(_ANSWER_POLL_SECONDS)
         found.update(await store.responses([i for i in ids if i not in found]))
     return found

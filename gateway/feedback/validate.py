@@ -125,7 +125,7 @@ def _uuid(value: Any) -> str:
             return str(uuid.UUID(value))  # canonical form: the stores compare text (SQLite)
         except ValueError:
             pass
-    raise _Bad(f"must be an interaction id (the Flywheel-Interaction-Id UUID), got {value!r}")
+    raise _Bad(f"must be an interaction id (the Flywheel-Interaction-Id UUID), got {_show(value)}")
 
 
 def _text(limit: int, *, empty: bool = False) -> Callable[[Any], str]:
@@ -144,7 +144,7 @@ def _text(limit: int, *, empty: bool = False) -> Callable[[Any], str]:
 def _choice(allowed: tuple[str, ...]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value not in allowed:
-            raise _Bad(f"must be one of {', '.join(allowed)}, got {value!r}")
+            raise _Bad(f"must be one of {', '.join(allowed)}, got {_show(value)}")
         return str(value)
 
     return check
@@ -152,19 +152,21 @@ def _choice(allowed: tuple[str, ...]) -> Callable[[Any], str]:
 
 def _rating(value: Any) -> int:
     if not _is_int(value) or not 1 <= value <= 5:
-        raise _Bad(f"must be an integer from 1 to 5, got {value!r}")
+        raise _Bad(f"must be an integer from 1 to 5, got {_show(value)}")
     return int(value)
 
 
 def _score(value: Any) -> float:
     if not _is_number(value) or not 0 <= value <= 1:
-        raise _Bad(f"must be a number from 0 to 1, got {value!r}")
+        raise _Bad(f"must be a number from 0 to 1, got {_show(value)}")
     return float(value)
 
 
 def _decision_ms(value: Any) -> int:
     if not _is_number(value) or not 0 <= value <= MAX_DECISION_MS:
-        raise _Bad(f"must be a number of milliseconds from 0 to {MAX_DECISION_MS}, got {value!r}")
+        raise _Bad(
+            f"must be a number of milliseconds from 0 to {MAX_DECISION_MS}, got {_show(value)}"
+        )
     return round(value)
 
 
@@ -205,6 +207,12 @@ def _is_int(value: Any) -> bool:
 def _is_number(value: Any) -> bool:
     number = isinstance(value, int | float) and not isinstance(value, bool)
     return number and math.isfinite(value)
+
+
+def _show(value: Any) -> str:
+    """A bad value as the error quotes it: short, whatever the client sent."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _kind(value: Any) -> str:
