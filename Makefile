@@ -19,8 +19,10 @@ install-dev: $(BIN)/python
 run: install
 	$(BIN)/flywheel serve
 
-## Lint, then run every test (real gateway, real SQLite and PostgreSQL, fake upstream).
+## Lint, then run every test (real gateway, real SQLite and PostgreSQL, fake upstream; Debian's
+## prometheus and chromium are installed first when missing, for the tests that drive them).
 test: install-dev
+	bash scripts/install-test-tools.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
