@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import fmean, median, quantiles
 from typing import Any
+
+from gateway.feedback.event import latest
 
 SUCCESS = "success"
 
@@ -46,14 +49,11 @@ def is_positive(feedback: Mapping[str, Any]) -> bool:
 
 
 def latest_feedback(events: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per interaction, the latest non-null value of each field (events oldest first)."""
-    latest: dict[str, dict[str, Any]] = {}
+    """Per interaction, the latest value of each field (events oldest first)."""
+    by_interaction: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for event in events:
-        fields = latest.setdefault(str(event["interaction_id"]), {})
-        for key in ("rating", "thumbs", "outcome"):
-            if event.get(key) is not None:
-                fields[key] = event[key]
-    return latest
+        by_interaction[str(event["interaction_id"])].append(event)
+    return {key: latest(group) for key, group in by_interaction.items()}
 
 
 def collect(

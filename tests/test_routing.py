@@ -16,6 +16,14 @@ from tests.conftest import base_config
 from tests.fake_upstream import FakeUpstream, expected_content
 from tests.scrape import scrape
 
+# Everyone lands on `broken`, whose upstream answers 500; `stable` takes over.
+FALLBACK_SPLIT = {
+    "fallback": "stable",
+    "variants": [
+        {"name": "broken", "provider": "fake", "model": "fake-error-500", "weight": 1},
+        {"name": "stable", "provider": "fake", "model": "fake-model", "weight": 0},
+    ],
+}
 MESSAGES = [{"role": "system", "content": "Be verbose."}, {"role": "user", "content": "hi"}]
 
 
@@ -123,13 +131,7 @@ async def test_fallback_when_a_variant_upstream_fails(
     make_gateway: Callable[..., Any], upstream: FakeUpstream, database_url: str
 ) -> None:
     config = base_config(upstream, database_url)
-    config["models"]["exp"] = {
-        "fallback": "stable",
-        "variants": [
-            {"name": "broken", "provider": "fake", "model": "fake-error-500", "weight": 1},
-            {"name": "stable", "provider": "fake", "model": "fake-model", "weight": 0},
-        ],
-    }
+    config["models"]["exp"] = FALLBACK_SPLIT
     gateway = await make_gateway(config)
     raw = await gateway.client().chat.completions.with_raw_response.create(
         model="exp", messages=MESSAGES
@@ -170,13 +172,7 @@ async def test_a_rescued_arm_still_counts_as_an_upstream_error(
     make_gateway: Callable[..., Any], upstream: FakeUpstream, sqlite_url: str
 ) -> None:
     config = base_config(upstream, sqlite_url)
-    config["models"]["exp"] = {
-        "fallback": "stable",
-        "variants": [
-            {"name": "broken", "provider": "fake", "model": "fake-error-500", "weight": 1},
-            {"name": "stable", "provider": "fake", "model": "fake-model", "weight": 0},
-        ],
-    }
+    config["models"]["exp"] = FALLBACK_SPLIT
     gateway = await make_gateway(config)
     await gateway.client().chat.completions.create(model="exp", messages=MESSAGES)
     metrics = await scrape(gateway.base_url)
