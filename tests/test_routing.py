@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -14,6 +16,7 @@ from gateway.proxy.handlers import INTERACTION_HEADER, VARIANT_HEADER
 from gateway.routing import BUCKETS, Router, bucket
 from tests.conftest import base_config
 from tests.fake_upstream import FakeUpstream, expected_content
+from tests.harness import GatewayHarness
 from tests.scrape import scrape
 
 # Everyone lands on `broken`, whose upstream answers 500; `stable` takes over.
@@ -142,30 +145,52 @@ async def test_fallback_when_a_variant_upstream_fails(
     assert (row["status"], row["variant"], row["fallback_from"]) == ("success", "stable", "broken")
 
 
-async def test_two_gateways_over_one_postgres_agree_on_every_user(
+async def test_2000_users_split_80_20_and_a_second_gateway_agrees(
     make_gateway: Callable[..., Any], upstream: FakeUpstream, postgres_url: str
 ) -> None:
+    """2,000 requests from 2,000 users: the split is within 3 points of the weights, and a
+    second gateway over the same PostgreSQL sends every user to the same variant."""
     config = base_config(upstream, postgres_url)
-    config["models"]["exp"] = _split((80, 20))
+    config["models"]["exp"] = {
+        "variants": [
+            {"name": "a", "provider": "demo", "model": "flywheel-demo-1", "weight": 80},
+            {"name": "b", "provider": "demo", "model": "flywheel-demo-2", "weight": 20},
+        ]
+    }
     first, second = await make_gateway(config), await make_gateway(config)
-    for n in range(40):
-        headers = {"Flywheel-User": f"user-{n}"}
-        for gateway in (first, second):
-            await gateway.client(default_headers=headers).chat.completions.create(
-                model="exp", messages=MESSAGES
-            )
+    users = [f"user-{n}" for n in range(2_000)]
+    limit = asyncio.Semaphore(32)
+
+    async def call(session: aiohttp.ClientSession, gateway: GatewayHarness, user: str) -> str:
+        async with (
+            limit,
+            session.post(
+                f"{gateway.api_url}/chat/completions",
+                json={"model": "exp", "messages": MESSAGES},
+                headers={"Flywheel-User": user},
+            ) as response,
+        ):
+            assert response.status == 200
+            return response.headers[VARIANT_HEADER]
+
+    async with aiohttp.ClientSession() as session:
+        on_first = await asyncio.gather(*(call(session, first, u) for u in users))
+        on_second = await asyncio.gather(*(call(session, second, u) for u in users))
+    assert on_first == on_second
     await first.stop()
     await second.stop()
     conn = await asyncpg.connect(postgres_url)
     try:
         rows = await conn.fetch(
-            'SELECT "user", count(DISTINCT variant) AS arms, count(*) AS calls'
+            'SELECT "user", count(DISTINCT variant) AS arms, min(variant) AS variant'
             " FROM interactions WHERE requested_model = 'exp' GROUP BY \"user\""
         )
     finally:
         await conn.close()
-    assert len(rows) == 40
-    assert all(r["arms"] == 1 and r["calls"] == 2 for r in rows)
+    assert len(rows) == 2_000
+    assert all(r["arms"] == 1 for r in rows)  # nobody flipped between versions
+    share = sum(r["variant"] == "a" for r in rows) / len(rows)
+    assert abs(share - 0.80) <= 0.03
 
 
 async def test_a_rescued_arm_still_counts_as_an_upstream_error(
