@@ -289,8 +289,12 @@ async def test_with_two_workers_every_scrape_adds_up_both(served: ServedGateway)
     workers = await _workers(served)
     folder = re.search(r"metrics: the workers' values are kept in (\S+)", served.output())
     assert folder is not None, served.output()
-    requests = 40
-    for _ in range(requests):  # a new connection each: the kernel spreads them over workers
+    # A new connection each: the kernel spreads them over the workers. The second worker may
+    # still be starting when the first answers readiness, so send until both have served.
+    requests = 0
+    per_worker: dict[int, float] = {}
+    while requests < 40 or not all(per_worker.values()):
+        assert requests < 2_000, per_worker
         async with (
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
             session.post(
@@ -299,8 +303,12 @@ async def test_with_two_workers_every_scrape_adds_up_both(served: ServedGateway)
             ) as response,
         ):
             assert response.status == 200
+        requests += 1
+        if requests % 20 == 0:
+            await asyncio.sleep(0.05)  # each is counted just after its last byte was sent
+            per_worker = {pid: _served_by(folder.group(1), pid) for pid in workers}
 
-    for _ in range(100):  # each is counted just after its last byte was sent
+    for _ in range(100):
         per_worker = {pid: _served_by(folder.group(1), pid) for pid in workers}
         if sum(per_worker.values()) == requests:
             break
