@@ -68,6 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     experiments.add_argument("--json", action="store_true", help="print the JSON the API returns")
     experiments.set_defaults(command=_experiments)
 
+    redact = commands.add_parser(
+        "redact", parents=[common], help="remove personal data from stdin, line by line"
+    )
+    redact.add_argument(
+        "--jsonl", action="store_true", help="each line is JSON: redact every string value in it"
+    )
+    redact.set_defaults(command=_redact)
+
     migrate = commands.add_parser("migrate", parents=[common], help="apply database migrations")
     migrate.set_defaults(command=_migrate)
     return parser
@@ -131,6 +139,18 @@ def _experiments(config: Config, args: argparse.Namespace) -> None:
 
     result = asyncio.run(run())
     print(json.dumps(result, indent=2) if args.json else format_readout(result))
+
+
+def _redact(config: Config, args: argparse.Namespace) -> None:
+    from gateway.anonymize import Anonymizer, redact_json
+
+    anonymizer = Anonymizer.from_config(config.anonymize)
+    for line in sys.stdin:
+        text = line.rstrip("\n")
+        if args.jsonl and text.strip():
+            sys.stdout.write(redact_json(anonymizer, text) + "\n")
+        else:
+            sys.stdout.write(anonymizer.redact(text).text + "\n")
 
 
 def _timestamp(value: str | None) -> datetime | None:

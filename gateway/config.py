@@ -109,6 +109,17 @@ STICKY_MODES = ("auto", "user", "session", "none")
 
 
 @dataclass(frozen=True)
+class AnonymizeConfig:
+    """PII rules for exports and `flywheel redact` (see gateway/anonymize.py)."""
+
+    # `default`, `norwegian` (seed 001's [EPOST], [TELEFON], [FNUMMER], [DATO]), or per kind.
+    placeholders: Mapping[str, str] = field(default_factory=dict)
+    # Extra (kind, regex) rules and word lists, applied before the built-in rules.
+    rules: tuple[tuple[str, str], ...] = ()
+    words: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ExperimentsConfig:
     """When the A/B readout may call a difference: both arms need `min_samples`, and p < alpha."""
 
@@ -166,6 +177,7 @@ class Config:
     pricing: Mapping[str, Price] = field(default_factory=dict)
     feedback: FeedbackConfig = FeedbackConfig()
     experiments: ExperimentsConfig = ExperimentsConfig()
+    anonymize: AnonymizeConfig = AnonymizeConfig()
     source: str = "<defaults>"
 
 
@@ -198,6 +210,7 @@ def parse_config(raw: Any, *, source: str = "<config>") -> Config:
             "pricing",
             "feedback",
             "experiments",
+            "anonymize",
         ),
     )
     storage = reader.section(StorageConfig, root.get("storage"), "storage")
@@ -229,6 +242,7 @@ def parse_config(raw: Any, *, source: str = "<config>") -> Config:
         pricing=pricing,
         feedback=_feedback(reader, root.get("feedback")),
         experiments=_experiments(reader, root.get("experiments")),
+        anonymize=_anonymize(reader, root.get("anonymize")),
         source=source,
     )
 
@@ -288,6 +302,37 @@ def _model(
         if chosen is not None and chosen not in names:
             reader.fail(f"{path}.{key}", f"names unknown variant {chosen!r} ({', '.join(names)})")
     return model
+
+
+def _anonymize(reader: _Reader, value: Any) -> AnonymizeConfig:
+    from gateway.anonymize import DEFAULT_PLACEHOLDERS, NORWEGIAN_PLACEHOLDERS
+
+    fields = reader.mapping(value, "anonymize")
+    reader.known_keys(fields, "anonymize", ("placeholders", "rules", "words"))
+    raw = fields.get("placeholders", "default")
+    presets = {"default": DEFAULT_PLACEHOLDERS, "norwegian": NORWEGIAN_PLACEHOLDERS}
+    if isinstance(raw, str):
+        if raw not in presets:
+            reader.fail("anonymize.placeholders", "must be default, norwegian or a mapping")
+        placeholders = dict(presets[raw])
+    else:
+        placeholders = {k: str(v) for k, v in reader.mapping(raw, "anonymize.placeholders").items()}
+    rules = []
+    for i, item in enumerate(reader.sequence(fields.get("rules", []), "anonymize.rules")):
+        rule = reader.mapping(item, f"anonymize.rules[{i}]")
+        reader.known_keys(rule, f"anonymize.rules[{i}]", ("name", "pattern"))
+        try:
+            re.compile(str(rule.get("pattern", "")))
+        except re.error as exc:
+            reader.fail(f"anonymize.rules[{i}].pattern", f"is not a valid regex: {exc}")
+        if not rule.get("name") or not rule.get("pattern"):
+            reader.fail(f"anonymize.rules[{i}]", "needs a `name` and a `pattern`")
+        rules.append((str(rule["name"]), str(rule["pattern"])))
+    words = {
+        kind: tuple(str(w) for w in reader.sequence(listed, f"anonymize.words.{kind}"))
+        for kind, listed in reader.mapping(fields.get("words"), "anonymize.words").items()
+    }
+    return AnonymizeConfig(placeholders=placeholders, rules=tuple(rules), words=words)
 
 
 def _experiments(reader: _Reader, value: Any) -> ExperimentsConfig:
