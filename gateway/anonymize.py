@@ -133,7 +133,8 @@ BUILTIN_RULES = (
     Rule(
         "date",
         re.compile(
-            r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}[./]\d{1,2}[./](?:\d{4}|\d{2})\b"
+            # Not inside a model name or version: gpt-4o-2024-08-06 stays whole.
+            r"(?<![\w.-])\d{4}-\d{2}-\d{2}\b|\b\d{1,2}[./]\d{1,2}[./](?:\d{4}|\d{2})\b"
             rf"|\b\d{{1,2}}\.? (?:{_MONTHS})\.? \d{{4}}\b|\b(?:{_MONTHS})\.? \d{{1,2}},? \d{{4}}\b",
             re.IGNORECASE,
         ),
@@ -180,7 +181,9 @@ class Anonymizer:
         # Configured rules and word lists come first: they are the operator's own knowledge.
         self.rules = (*rules, *BUILTIN_RULES)
 
-    def redact(self, text: str) -> Redaction:
+    def redact(self, text: str, people: dict[str, int] | None = None) -> Redaction:
+        """`text` with personal data replaced. Pass one `people` dict for all the texts of
+        one example, so a name is the same `[PERSON_n]` in the prompt and the answer."""
         spans: list[tuple[int, int, str, str]] = []
         taken = bytearray(len(text))
         for rule in self.rules:
@@ -192,21 +195,49 @@ class Anonymizer:
                     continue
                 taken[start:end] = b"\x01" * (end - start)
                 spans.append((start, end, rule.kind, value))
+        people = {} if people is None else people
+        for _, _, kind, value in sorted(spans):
+            if kind == "person":
+                _remember(people, value)
+        if people:
+            # A name once recognised (after a title or a label) is personal wherever it
+            # appears in the example, in full or as one of its parts ("Kari").
+            for match in _mentions(people).finditer(text):
+                start, end = match.span()
+                if match.group()[0].isupper() and not any(taken[start:end]):
+                    taken[start:end] = b"\x01" * (end - start)
+                    spans.append((start, end, "person", match.group()))
         spans.sort()
         counts: Counter[str] = Counter()
-        people: dict[str, int] = {}
         out, last = [], 0
         for start, end, kind, value in spans:
             out.append(text[last:start])
             template = self.placeholders.get(kind, f"[{kind.upper()}]")
             if "{n}" in template:
-                number = people.setdefault(value.casefold(), len(people) + 1)
+                number = people.get(value.casefold()) or _remember(people, value)
                 template = template.replace("{n}", str(number))
             out.append(template)
             counts[kind] += 1
             last = end
         out.append(text[last:])
         return Redaction("".join(out), counts)
+
+
+def _remember(people: dict[str, int], name: str) -> int:
+    """The pseudonym number of `name`, given a new one (with its parts) if it has none."""
+    key = name.casefold()
+    if key not in people:
+        number = max(people.values(), default=0) + 1
+        people[key] = number
+        for part in key.split():
+            if len(part) >= 3:
+                people.setdefault(part, number)
+    return people[key]
+
+
+def _mentions(people: dict[str, int]) -> re.Pattern[str]:
+    names = sorted(people, key=len, reverse=True)
+    return re.compile(rf"\b(?:{'|'.join(re.escape(n) for n in names)})\b", re.IGNORECASE)
 
 
 def _part(match: re.Match[str], group: int) -> tuple[int, int, str]:
@@ -216,6 +247,18 @@ def _part(match: re.Match[str], group: int) -> tuple[int, int, str]:
                 return match.start(index), match.end(index), match.group(index)
         return match.start(), match.start(), ""
     return match.start(group), match.end(group), match.group(group)
+
+
+def age_range(age: object) -> str | None:
+    """An age as its decade (47 -> "40-49"), as seed 001 exports it; None if not an age."""
+    try:
+        years = int(str(age).strip())
+    except ValueError:
+        return None
+    if not 0 <= years < 130:
+        return None
+    decade = years // 10 * 10
+    return f"{decade}-{decade + 9}"
 
 
 def redact_json(anonymizer: Anonymizer, line: str) -> str:

@@ -117,6 +117,10 @@ class AnonymizeConfig:
     # Extra (kind, regex) rules and word lists, applied before the built-in rules.
     rules: tuple[tuple[str, str], ...] = ()
     words: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # User and session ids in exports: `hash` (salted, so one user's examples still group
+    # together for the split) or `drop`.
+    ids: str = "hash"
+    salt: str = ""
 
 
 @dataclass(frozen=True)
@@ -308,7 +312,10 @@ def _anonymize(reader: _Reader, value: Any) -> AnonymizeConfig:
     from gateway.anonymize import DEFAULT_PLACEHOLDERS, NORWEGIAN_PLACEHOLDERS
 
     fields = reader.mapping(value, "anonymize")
-    reader.known_keys(fields, "anonymize", ("placeholders", "rules", "words"))
+    reader.known_keys(fields, "anonymize", ("placeholders", "rules", "words", "ids", "salt"))
+    ids = str(fields.get("ids", "hash"))
+    if ids not in ("hash", "drop"):
+        reader.fail("anonymize.ids", "must be hash or drop")
     raw = fields.get("placeholders", "default")
     presets = {"default": DEFAULT_PLACEHOLDERS, "norwegian": NORWEGIAN_PLACEHOLDERS}
     if isinstance(raw, str):
@@ -332,7 +339,13 @@ def _anonymize(reader: _Reader, value: Any) -> AnonymizeConfig:
         kind: tuple(str(w) for w in reader.sequence(listed, f"anonymize.words.{kind}"))
         for kind, listed in reader.mapping(fields.get("words"), "anonymize.words").items()
     }
-    return AnonymizeConfig(placeholders=placeholders, rules=tuple(rules), words=words)
+    return AnonymizeConfig(
+        placeholders=placeholders,
+        rules=tuple(rules),
+        words=words,
+        ids=ids,
+        salt=reader.interpolate(str(fields.get("salt") or ""), "anonymize.salt"),
+    )
 
 
 def _experiments(reader: _Reader, value: Any) -> ExperimentsConfig:
@@ -461,10 +474,10 @@ class _Reader:
 
     def _coerce(self, raw: Any, annotation: str, path: str) -> Any:
         if isinstance(raw, str):
-            raw = self._interpolate(raw, path)
+            raw = self.interpolate(raw, path)
         if annotation.startswith("Mapping"):
             items = self.mapping(raw, path).items()
-            return {str(k): self._interpolate(str(v), f"{path}.{k}") for k, v in items}
+            return {str(k): self.interpolate(str(v), f"{path}.{k}") for k, v in items}
         if annotation.startswith("tuple"):
             return tuple(str(v) for v in self.sequence(raw, path))
         kinds = {"bool": bool, "int": int, "float": float, "str": str}
@@ -485,7 +498,7 @@ class _Reader:
             self.fail(path, f"must be {base}, got {type(raw).__name__} {raw!r}")
         return raw
 
-    def _interpolate(self, text: str, path: str) -> str:
+    def interpolate(self, text: str, path: str) -> str:
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             value = os.environ.get(name)

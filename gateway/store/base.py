@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from gateway.feedback.event import Feedback
 from gateway.interaction import Interaction
-from gateway.store.queries import InteractionQuery, TimeWindow
+from gateway.store.queries import Cursor, ExportQuery, InteractionQuery, TimeWindow
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,16 @@ class Store(Protocol):
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """An A/B readout's inputs: the model's interactions in the window (numbers only) and
         the feedback events on them, oldest first."""
+        ...
+
+    # -- exports ---------------------------------------------------------------------------
+    async def export_page(
+        self, query: ExportQuery, after: Cursor | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The next `limit` interactions after `after`, oldest first by (created_at, id), each
+        with `feedback`: its events, oldest first. Exporters call this in a loop, so memory
+        stays at one page however many rows match, and no transaction is held open between
+        pages (the recorder never waits on an export)."""
         ...
 
     async def close(self) -> None: ...

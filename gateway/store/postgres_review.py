@@ -19,6 +19,8 @@ from gateway.feedback.event import FEEDBACK_COLUMNS, Feedback
 from gateway.store.queries import (
     FEEDBACK_DISTRIBUTIONS,
     PERCENTILES,
+    Cursor,
+    ExportQuery,
     InteractionQuery,
     TimeWindow,
     feedback_groups,
@@ -114,13 +116,48 @@ class PostgresReview:
         sql = "SELECT * FROM feedback WHERE interaction_id = $1 ORDER BY created_at, id"
         async with _store_errors("feedback read"):
             rows = await self._pool.fetch(sql, interaction_id)
-        events = []
+        return [_feedback_record(row) for row in rows]
+
+    # -- exports ----------------------------------------------------------------------------
+    async def export_page(
+        self, query: ExportQuery, after: Cursor | None, limit: int
+    ) -> list[dict[str, Any]]:
+        p = _Params()
+        clauses = _window_clauses(query.window, p)
+        for column, values in (
+            ("requested_model", query.models),
+            ("variant", query.variants),
+            ('"user"', query.users),
+            ("endpoint", query.endpoints),
+            ("status", query.statuses),
+        ):
+            if values:
+                clauses.append(f"i.{column} = ANY({p(list(values))}::text[])")
+        if query.changed_since is not None:
+            since = p(query.changed_since)
+            clauses.append(
+                f"(i.created_at >= {since} OR EXISTS (SELECT 1 FROM feedback f"
+                f" WHERE f.interaction_id = i.id AND f.created_at >= {since}))"
+            )
+        if after is not None:
+            clauses.append(f"(i.created_at, i.id) > ({p(after.created_at)}, {p(after.id)}::uuid)")
+        sql = (
+            f"SELECT i.* FROM interactions i WHERE {' AND '.join(clauses)}"
+            f" ORDER BY i.created_at, i.id LIMIT {p(limit)}"
+        )
+        feedback_sql = (
+            "SELECT * FROM feedback WHERE interaction_id = ANY($1::uuid[]) ORDER BY created_at, id"
+        )
+        async with _store_errors("export read"), self._pool.acquire() as conn:
+            records = [interaction_record(row) for row in await conn.fetch(sql, *p.values)]
+            rows = await conn.fetch(feedback_sql, [record["id"] for record in records])
+        events: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
-            event = dict(row)
-            event["id"], event["interaction_id"] = str(event["id"]), str(event["interaction_id"])
-            event["created_at"] = event["created_at"].astimezone(UTC).isoformat()
-            events.append(event)
-        return events
+            event = _feedback_record(row)
+            events.setdefault(event["interaction_id"], []).append(event)
+        for record in records:
+            record["feedback"] = events.get(record["id"], [])
+        return records
 
     # -- review -----------------------------------------------------------------------------
     async def list_interactions(self, query: InteractionQuery) -> list[dict[str, Any]]:
@@ -186,6 +223,13 @@ class PostgresReview:
             count_rows = await self._pool.fetch(counts, *params)
             value_rows = await self._pool.fetch(values, *params)
         return feedback_groups(map(dict, count_rows), map(dict, value_rows))
+
+
+def _feedback_record(row: asyncpg.Record) -> dict[str, Any]:
+    event = dict(row)
+    event["id"], event["interaction_id"] = str(event["id"]), str(event["interaction_id"])
+    event["created_at"] = event["created_at"].astimezone(UTC).isoformat()
+    return event
 
 
 def _feedback_params(row: Feedback) -> tuple[Any, ...]:

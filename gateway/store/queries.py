@@ -55,6 +55,21 @@ class InteractionQuery:
     limit: int = 50
 
 
+@dataclass(frozen=True)
+class ExportQuery:
+    """What an export reads from the store, oldest first. Filters on feedback values (rating,
+    outcome...) are applied by the exporter after `latest()`, the same way for both engines."""
+
+    window: TimeWindow = TimeWindow()
+    models: tuple[str, ...] = ()
+    variants: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    endpoints: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    # Incremental runs: rows created, or given feedback, at or after this moment.
+    changed_since: datetime | None = None
+
+
 def like_pattern(text: str) -> str:
     """A LIKE pattern matching `text` inside stored JSON, with `\\` as the escape character.
 

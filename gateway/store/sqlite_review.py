@@ -19,6 +19,8 @@ from gateway.interaction import JSON_COLUMNS
 from gateway.store.queries import (
     FEEDBACK_DISTRIBUTIONS,
     PERCENTILES,
+    Cursor,
+    ExportQuery,
     InteractionQuery,
     TimeWindow,
     feedback_groups,
@@ -123,14 +125,52 @@ class SQLiteReview:
             "SELECT * FROM feedback WHERE interaction_id = ? ORDER BY created_at, id",
             (interaction_id,),
         ).fetchall()
-        events = []
-        for row in rows:
-            event = dict(row)
-            for name in FEEDBACK_JSON_COLUMNS:
-                if event[name] is not None:
-                    event[name] = orjson.loads(event[name])
-            events.append(event)
-        return events
+        return [_feedback_record(row) for row in rows]
+
+    # -- exports ----------------------------------------------------------------------------
+    async def export_page(
+        self, query: ExportQuery, after: Cursor | None, limit: int
+    ) -> list[dict[str, Any]]:
+        return await self._run(self._export_page, query, after, limit)
+
+    def _export_page(
+        self, query: ExportQuery, after: Cursor | None, limit: int
+    ) -> list[dict[str, Any]]:
+        where, params = _window(query.window)
+        clauses = [where]
+        for column, values in (
+            ("requested_model", query.models),
+            ("variant", query.variants),
+            ("user", query.users),
+            ("endpoint", query.endpoints),
+            ("status", query.statuses),
+        ):
+            if values:
+                clauses.append(f"i.{column} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+        if query.changed_since is not None:
+            since = timestamp(query.changed_since)
+            clauses.append(
+                "(i.created_at >= ? OR EXISTS (SELECT 1 FROM feedback f"
+                " WHERE f.interaction_id = i.id AND f.created_at >= ?))"
+            )
+            params += [since, since]
+        if after is not None:
+            clauses.append("(i.created_at, i.id) > (?, ?)")
+            params += [timestamp(after.created_at), after.id]
+        sql = (
+            f"SELECT i.* FROM interactions i WHERE {' AND '.join(clauses)}"
+            " ORDER BY i.created_at, i.id LIMIT ?"
+        )
+        records = [interaction_record(row) for row in self.conn.execute(sql, [*params, limit])]
+        events: dict[str, list[dict[str, Any]]] = {}
+        select = "SELECT * FROM feedback WHERE interaction_id"
+        rows = self._where_in(select, [record["id"] for record in records])
+        for row in sorted(rows, key=lambda r: (r["created_at"], r["id"])):
+            events.setdefault(row["interaction_id"], []).append(_feedback_record(row))
+        for record in records:
+            record["feedback"] = events.get(record["id"], [])
+        return records
 
     # -- review -----------------------------------------------------------------------------
     async def list_interactions(self, query: InteractionQuery) -> list[dict[str, Any]]:
@@ -189,6 +229,14 @@ class SQLiteReview:
         count_rows = await self._run(self._fetch, counts, params)
         value_rows = await self._run(self._fetch, values, params)
         return feedback_groups(map(dict, count_rows), map(dict, value_rows))
+
+
+def _feedback_record(row: sqlite3.Row) -> dict[str, Any]:
+    event = dict(row)
+    for name in FEEDBACK_JSON_COLUMNS:
+        if event[name] is not None:
+            event[name] = orjson.loads(event[name])
+    return event
 
 
 def _feedback_params(row: tuple[Any, ...]) -> tuple[Any, ...]:

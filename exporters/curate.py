@@ -1,0 +1,71 @@
+"""Dedup, the train/validation split, and sampling: deterministic, so a rerun gives the same files.
+
+The split is by group (the user, else the session), never by example: one user's examples are
+all in train or all in validation, so validation measures how the model does for people it has
+not seen. Sampling ranks examples by a seeded hash and keeps the lowest, which does not depend
+on the order rows arrive in, and mostly keeps the same sample as more data arrives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from typing import Any
+
+import orjson
+
+
+def content_key(record: dict[str, Any]) -> int:
+    """Exact-duplicate identity: the record without its metadata, whitespace and case
+    normalized, hashed to 64 bits (a set of a million keys is about 70 MB)."""
+    content = {k: v for k, v in record.items() if k != "metadata"}
+    normalized = _normalize(content)
+    digest = hashlib.blake2b(orjson.dumps(normalized, option=orjson.OPT_SORT_KEYS), digest_size=8)
+    return int.from_bytes(digest.digest(), "big")
+
+
+def _normalize(value: Any) -> Any:
+    if isinstance(value, str):
+        return " ".join(value.split()).casefold()
+    if isinstance(value, list):
+        return [_normalize(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalize(v) for k, v in value.items()}
+    return value
+
+
+def split_of(group: str, seed: int, validation_fraction: float) -> str:
+    return "validation" if _unit(f"split:{seed}:{group}") < validation_fraction else "train"
+
+
+def _unit(text: str) -> float:
+    digest = hashlib.sha256(text.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+class Sample:
+    """The `size` records with the lowest seeded rank, given back in arrival order."""
+
+    def __init__(self, size: int, seed: int):
+        self.size = size
+        self.seed = seed
+        self._heap: list[tuple[float, int, str, dict[str, Any]]] = []  # (-rank, order, ...)
+        self._order = 0
+        self.passed_over = 0
+
+    def offer(self, key: int, split: str, record: dict[str, Any]) -> None:
+        rank = _unit(f"sample:{self.seed}:{key}")
+        entry = (-rank, self._order, split, record)
+        self._order += 1
+        if len(self._heap) < self.size:
+            heapq.heappush(self._heap, entry)
+        elif -self._heap[0][0] > rank:
+            heapq.heapreplace(self._heap, entry)
+            self.passed_over += 1
+        else:
+            self.passed_over += 1
+
+    def drain(self) -> list[tuple[str, dict[str, Any]]]:
+        kept = sorted(self._heap, key=lambda entry: entry[1])
+        self._heap = []
+        return [(split, record) for _, _, split, record in kept]

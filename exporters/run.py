@@ -1,0 +1,189 @@
+"""One export, start to finish: the pipeline every entry point (CLI, admin API, jobs) runs.
+
+Records stream from the store through the format into the files; only the dedup keys (8 bytes
+each) and, when `max_examples` asks for a sample, that many records are held in memory. Without
+an output folder it is a dry run that counts what would be written (the admin API's preview),
+through exactly the same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from exporters.chat import Unusable
+from exporters.curate import Sample, content_key, split_of
+from exporters.formats import Format, FormatOptions, get_format
+from exporters.privacy import Privacy
+from exporters.selection import Filters, select
+from exporters.writers import CountOnly, Writer
+from gateway import __version__
+from gateway.config import AnonymizeConfig
+from gateway.store.base import Store
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    format: str
+    filters: Filters = field(default_factory=Filters)
+    options: FormatOptions = field(default_factory=FormatOptions)
+    # Incremental runs: only examples created or given feedback at or after this moment.
+    changed_since: datetime | None = None
+
+
+@dataclass
+class _Tally:
+    read: int = 0
+    selected: int = 0
+    filtered: Counter[str] = field(default_factory=Counter)
+    invalid: Counter[str] = field(default_factory=Counter)
+    duplicate: int = 0
+    too_long: int = 0
+    not_sampled: int = 0
+    latest_change: str | None = None
+
+
+async def run_export(
+    store: Store,
+    anonymize: AnonymizeConfig,
+    request: ExportRequest,
+    out_dir: Path | None,
+) -> dict[str, Any]:
+    """Write the dataset into `out_dir` (created if missing) and return its manifest, which is
+    also written as `manifest.json`. With `out_dir=None`, write nothing and return the counts."""
+    started = datetime.now(UTC)
+    fmt = get_format(request.format, request.options)
+    filters = request.filters.for_format(fmt.all_traffic)
+    privacy = Privacy(anonymize)
+    tally = _Tally()
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    writer = CountOnly() if out_dir is None else fmt.open_writer(out_dir)
+    sample = Sample(filters.max_examples, filters.seed) if filters.max_examples else None
+    seen: set[int] = set()
+
+    def emit(record: dict[str, Any], group: str) -> None:
+        problems = fmt.check(record)
+        if problems:
+            tally.invalid[problems[0].split(":")[0]] += 1
+            return
+        if fmt.all_traffic:
+            writer.write("all", record)
+            return
+        tokens = fmt.tokens(record)
+        if tokens is not None and tokens > request.options.max_tokens:
+            tally.too_long += 1
+            return
+        key = content_key(record)
+        if key in seen:
+            tally.duplicate += 1
+            return
+        seen.add(key)
+        split = split_of(group, filters.seed, filters.validation_fraction)
+        if sample is None:
+            writer.write(split, record)
+        else:
+            sample.offer(key, split, record)
+
+    async for example in select(
+        store,
+        filters,
+        tally.filtered,
+        endpoints=fmt.endpoints,
+        changed_since=request.changed_since,
+    ):
+        tally.selected += 1
+        change = example.eligible_at
+        if tally.latest_change is None or change > tally.latest_change:
+            tally.latest_change = change
+        privacy.apply(example)
+        try:
+            built = fmt.build(example)
+        except Unusable as exc:
+            tally.invalid[exc.reason] += 1
+            continue
+        for record, group in built:
+            emit(record, group)
+    for record, group in fmt.finish():
+        emit(record, group)
+    if sample is not None:
+        tally.not_sampled = sample.passed_over
+        for split, record in sample.drain():
+            writer.write(split, record)
+    files = writer.close()
+    tally.read = tally.selected + sum(tally.filtered.values())
+    manifest = _manifest(fmt, filters, request, tally, privacy, writer, files, out_dir, started)
+    if out_dir is not None:
+        (out_dir / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    return manifest
+
+
+def _manifest(
+    fmt: Format,
+    filters: Filters,
+    request: ExportRequest,
+    tally: _Tally,
+    privacy: Privacy,
+    writer: Writer,
+    files: list[Path],
+    out_dir: Path | None,
+    started: datetime,
+) -> dict[str, Any]:
+    counts: dict[str, int] = getattr(writer, "counts", {})
+    return {
+        "format": fmt.name,
+        "gateway_version": __version__,
+        "created_at": started.isoformat(),
+        "filters": filters.describe(),
+        "changed_since": request.changed_since.isoformat() if request.changed_since else None,
+        "options": {"max_tokens": request.options.max_tokens},
+        "split": {
+            "by": "user, else session",
+            "validation_fraction": filters.validation_fraction,
+            "seed": filters.seed,
+        },
+        "counts": {
+            "interactions_read": tally.read,
+            "examples_selected": tally.selected,
+            "records_written": sum(counts.values()),
+            **{split: n for split, n in counts.items()},
+            "dropped": {
+                "filtered": sum(tally.filtered.values()),
+                "invalid": sum(tally.invalid.values()),
+                "duplicate": tally.duplicate,
+                "too_long": tally.too_long,
+                "not_sampled": tally.not_sampled,
+            },
+            "dropped_by_reason": {
+                "filtered": dict(sorted(tally.filtered.items())),
+                "invalid": dict(sorted(tally.invalid.items())),
+            },
+        },
+        "redactions": dict(sorted(privacy.redactions.items())),
+        "latest_change": tally.latest_change,
+        "files": [_describe(path, out_dir) for path in sorted(files)] if out_dir else [],
+    }
+
+
+def _describe(path: Path, out_dir: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    lines = 0
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+            lines += chunk.count(b"\n")
+    return {
+        "name": path.relative_to(out_dir).as_posix(),
+        "bytes": path.stat().st_size,
+        "lines": lines,
+        "sha256": digest.hexdigest(),
+    }

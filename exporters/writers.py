@@ -1,0 +1,58 @@
+"""Where records go: files per split, streamed, so nothing is held in memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+SPLITS = ("train", "validation")
+
+
+class Writer:
+    def write(self, split: str, record: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> list[Path]:
+        """Finish writing; the files written."""
+        raise NotImplementedError
+
+
+class JsonlSplits(Writer):
+    """`train.jsonl` and `validation.jsonl` (a file only once it has a record), one JSON
+    object per line, UTF-8, no ASCII escaping."""
+
+    def __init__(self, out_dir: Path, folder: str = "", suffix: str = ".jsonl"):
+        self.dir = Path(out_dir) / folder
+        self.suffix = suffix
+        self.counts: dict[str, int] = dict.fromkeys(SPLITS, 0)
+        self._files: dict[str, IO[bytes]] = {}
+
+    def write(self, split: str, record: dict[str, Any]) -> None:
+        file = self._files.get(split)
+        if file is None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            file = self._files[split] = open(self.dir / f"{split}{self.suffix}", "wb")  # noqa: SIM115
+        file.write(orjson.dumps(record) + b"\n")
+        self.counts[split] = self.counts.get(split, 0) + 1
+
+    def close(self) -> list[Path]:
+        paths = []
+        for file in self._files.values():
+            file.close()
+            paths.append(Path(file.name))
+        return paths
+
+
+class CountOnly(Writer):
+    """A dry run (the admin API's preview): counts, no files."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = dict.fromkeys(SPLITS, 0)
+
+    def write(self, split: str, record: dict[str, Any]) -> None:
+        self.counts[split] = self.counts.get(split, 0) + 1
+
+    def close(self) -> list[Path]:
+        return []

@@ -1,0 +1,69 @@
+"""Exporter fixtures: a real store (SQLite and PostgreSQL) seeded with `seed.CASES`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from exporters.formats import FormatOptions
+from exporters.run import ExportRequest, run_export
+from exporters.selection import Filters
+from gateway.config import AnonymizeConfig
+from gateway.store import open_store
+from gateway.store.base import Store
+from tests.exporters.seed import seed
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = await open_store(database_url)
+    await opened.migrate()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def seeded(store: Store) -> dict[str, str]:
+    return await seed(store)
+
+
+class Exported:
+    """An export's manifest and the records of each file, read back from disk."""
+
+    def __init__(self, out: Path, manifest: dict[str, Any]):
+        self.out = out
+        self.manifest = manifest
+        self.files = {f["name"]: out / f["name"] for f in manifest["files"]}
+
+    def records(self, name: str) -> list[dict[str, Any]]:
+        path = self.out / name
+        if not path.exists():
+            return []
+        return [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
+
+    @property
+    def all_records(self) -> list[dict[str, Any]]:
+        return [r for name in self.files if name.endswith(".jsonl") for r in self.records(name)]
+
+    @property
+    def dropped(self) -> dict[str, Any]:
+        return self.manifest["counts"]["dropped"]
+
+
+async def export(
+    store: Store,
+    out: Path,
+    fmt: str,
+    anonymize: AnonymizeConfig | None = None,
+    options: FormatOptions | None = None,
+    **filters: Any,
+) -> Exported:
+    request = ExportRequest(fmt, Filters(**filters), options or FormatOptions())
+    manifest = await run_export(store, anonymize or AnonymizeConfig(), request, out)
+    return Exported(out, manifest)
