@@ -12,7 +12,7 @@ from typing import Any
 
 from exporters.selection import Example
 
-CHAT_ENDPOINT = "/v1/chat/completions"
+CHAT_ENDPOINT = "chat/completions"
 ROLES = ("system", "developer", "user", "assistant", "tool")
 # Message keys a training file keeps; anything else (refusal, annotations, audio) is dropped.
 _MESSAGE_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")

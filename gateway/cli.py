@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     redact.set_defaults(command=_redact)
 
+    export = commands.add_parser(
+        "export", parents=[common], help="write a fine-tuning dataset from recorded traffic"
+    )
+    _export_arguments(export)
+    export.set_defaults(command=_export)
+
     migrate = commands.add_parser("migrate", parents=[common], help="apply database migrations")
     migrate.set_defaults(command=_migrate)
     return parser
@@ -151,6 +157,99 @@ def _redact(config: Config, args: argparse.Namespace) -> None:
             sys.stdout.write(redact_json(anonymizer, text) + "\n")
         else:
             sys.stdout.write(anonymizer.redact(text).text + "\n")
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    from exporters.formats import FORMATS
+
+    parser.add_argument("format", choices=list(FORMATS), metavar="FORMAT", help=", ".join(FORMATS))
+    parser.add_argument("--out", required=True, help="folder to write (created if missing)")
+    group = parser.add_argument_group("selection")
+    group.add_argument("--since", help="from this time (ISO 8601, UTC if no offset)")
+    group.add_argument("--until", help="before this time")
+    group.add_argument("--model", action="append", default=[], help="requested model (repeat)")
+    group.add_argument("--variant", action="append", default=[], help="A/B variant (repeat)")
+    group.add_argument("--user", action="append", default=[], help="user id (repeat)")
+    group.add_argument("--tag", action="append", default=[], help="KEY=VALUE, all must match")
+    group.add_argument("--outcome", action="append", default=[], help="latest outcome (repeat)")
+    group.add_argument("--min-rating", type=int, help="latest rating at least this")
+    group.add_argument("--thumbs", choices=["up", "down"], help="latest thumbs")
+    group.add_argument("--min-score", type=float, help="latest score at least this")
+    group.add_argument(
+        "--include-failed",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="include failed calls (default: only for csv, jsonl and analytics)",
+    )
+    group.add_argument(
+        "--exclude-flag",
+        action="append",
+        default=None,
+        help="drop rows with this quality flag (repeat; default for training formats: all four)",
+    )
+    group.add_argument("--max-examples", type=int, help="a seeded random sample of this many")
+    group.add_argument("--seed", type=int, default=0, help="sampling and split seed")
+    group.add_argument("--validation-fraction", type=float, default=0.1)
+    group.add_argument("--max-tokens", type=int, default=65_536, help="drop longer examples")
+
+
+def _export(config: Config, args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from exporters.formats import FormatOptions
+    from exporters.run import ExportRequest, run_export
+    from exporters.selection import Filters
+    from gateway.store import open_store
+
+    tags = {}
+    for item in args.tag:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--tag wants KEY=VALUE, got {item!r}")
+        tags[key] = value
+    if not 0 <= args.validation_fraction < 1:
+        raise ConfigError("--validation-fraction must be in [0, 1)")
+    filters = Filters(
+        since=_timestamp(args.since),
+        until=_timestamp(args.until),
+        models=tuple(args.model),
+        variants=tuple(args.variant),
+        users=tuple(args.user),
+        tags=tags,
+        include_failed=args.include_failed,
+        outcomes=tuple(args.outcome),
+        min_rating=args.min_rating,
+        thumbs=args.thumbs,
+        min_score=args.min_score,
+        exclude_flags=None if args.exclude_flag is None else tuple(args.exclude_flag),
+        max_examples=args.max_examples,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+    )
+    request = ExportRequest(args.format, filters, FormatOptions(max_tokens=args.max_tokens))
+
+    async def run() -> dict[str, Any]:
+        store = await open_store(config.storage.url)
+        try:
+            return await run_export(store, config.anonymize, request, Path(args.out))
+        finally:
+            await store.close()
+
+    manifest = asyncio.run(run())
+    print(_export_summary(manifest, args.out))
+
+
+def _export_summary(manifest: dict[str, Any], out: str) -> str:
+    counts = manifest["counts"]
+    dropped = ", ".join(f"{n} {reason}" for reason, n in counts["dropped"].items() if n)
+    lines = [
+        f"{manifest['format']}: {counts['records_written']} records from "
+        f"{counts['interactions_read']} interactions (dropped: {dropped or 'none'})",
+    ]
+    for file in manifest["files"]:
+        lines.append(f"  {out}/{file['name']}  {file['lines']} lines  {file['bytes']} bytes")
+    lines.append(f"  {out}/manifest.json")
+    return "\n".join(lines)
 
 
 def _timestamp(value: str | None) -> datetime | None:

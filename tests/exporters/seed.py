@@ -170,7 +170,7 @@ async def seed(store: Store, cases: dict[str, Any] = CASES) -> dict[str, str]:
             Interaction(
                 id=interaction_id,
                 created_at=created,
-                endpoint="/v1/chat/completions",
+                endpoint="chat/completions",
                 requested_model=fields.pop("model", "support"),
                 provider="fake",
                 upstream_model="fake-model",
