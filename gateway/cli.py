@@ -162,8 +162,14 @@ def _redact(config: Config, args: argparse.Namespace) -> None:
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
     from exporters.formats import FORMATS
 
-    parser.add_argument("format", choices=list(FORMATS), metavar="FORMAT", help=", ".join(FORMATS))
-    parser.add_argument("--out", required=True, help="folder to write (created if missing)")
+    parser.add_argument(
+        "format", nargs="?", choices=list(FORMATS), metavar="FORMAT", help=", ".join(FORMATS)
+    )
+    parser.add_argument("--out", help="folder to write (created if missing)")
+    parser.add_argument("--job", help="run the job `exports.JOB` from the config once instead")
+    parser.add_argument(
+        "--all", action="store_true", help="with --job: re-export everything, not only what is new"
+    )
     group = parser.add_argument_group("selection")
     group.add_argument("--since", help="from this time (ISO 8601, UTC if no offset)")
     group.add_argument("--until", help="before this time")
@@ -193,7 +199,29 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-tokens", type=int, default=65_536, help="drop longer examples")
 
 
-def _export(config: Config, args: argparse.Namespace) -> None:
+def _export_job(config: Config, args: argparse.Namespace) -> int:
+    from exporters.jobs import FAILED, run_job
+    from gateway.store import open_store
+
+    async def run() -> dict[str, Any] | None:
+        store = await open_store(config.storage.url)
+        try:
+            return await run_job(store, config, args.job, full=args.all)
+        finally:
+            await store.close()
+
+    run_row = asyncio.run(run())
+    if run_row is None:
+        print(f"{args.job}: already running elsewhere, not started")
+        return 0
+    status = run_row["status"]
+    if run_row.get("manifest"):
+        print(_export_summary(run_row["manifest"], run_row["out_dir"]))
+    print(f"{args.job}: {status}" + (f" ({run_row['error']})" if run_row.get("error") else ""))
+    return 1 if status == FAILED else 0
+
+
+def _export(config: Config, args: argparse.Namespace) -> int | None:
     from pathlib import Path
 
     from exporters.formats import FormatOptions
@@ -201,6 +229,10 @@ def _export(config: Config, args: argparse.Namespace) -> None:
     from exporters.selection import Filters
     from gateway.store import open_store
 
+    if args.job:
+        return _export_job(config, args)
+    if not args.format or not args.out:
+        raise ConfigError("export needs FORMAT and --out DIR, or --job NAME")
     tags = {}
     for item in args.tag:
         key, sep, value = item.partition("=")

@@ -10,7 +10,7 @@ import dataclasses
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -49,6 +49,8 @@ class ServerConfig:
 class StorageConfig:
     url: str = DEFAULT_DATABASE_URL
     pool_size: int = 10
+    # Where ad-hoc exports from the admin API are written (jobs name their own `out`).
+    exports_dir: str = "exports"
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,32 @@ class Price:
 
 
 @dataclass(frozen=True)
+class WebhookConfig:
+    """Where a finished export run is announced: a JSON POST, retried with backoff."""
+
+    url: str
+    retries: int = 5
+    timeout: float = 10.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExportJobConfig:
+    """`exports.<name>`: a dataset written on a schedule or on demand (exporters/jobs.py)."""
+
+    name: str
+    format: str
+    out: str
+    filters: Mapping[str, Any] = field(default_factory=dict)  # as exporters.params parses them
+    schedule: str | None = None  # cron, five fields, in `timezone`
+    timezone: str = "UTC"
+    incremental: bool = True
+    min_new_examples: int = 0
+    max_tokens: int = 65_536
+    webhook: WebhookConfig | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
@@ -182,6 +210,7 @@ class Config:
     feedback: FeedbackConfig = FeedbackConfig()
     experiments: ExperimentsConfig = ExperimentsConfig()
     anonymize: AnonymizeConfig = AnonymizeConfig()
+    exports: Mapping[str, ExportJobConfig] = field(default_factory=dict)
     source: str = "<defaults>"
 
 
@@ -215,12 +244,13 @@ def parse_config(raw: Any, *, source: str = "<config>") -> Config:
             "feedback",
             "experiments",
             "anonymize",
+            "exports",
         ),
     )
     storage = reader.section(StorageConfig, root.get("storage"), "storage")
     env_url = os.environ.get("FLYWHEEL_DATABASE_URL")
     if env_url:
-        storage = StorageConfig(url=env_url, pool_size=storage.pool_size)
+        storage = replace(storage, url=env_url)
     _check_database_url(reader, storage.url)
     providers = {
         name: _provider(reader, name, value)
@@ -247,6 +277,10 @@ def parse_config(raw: Any, *, source: str = "<config>") -> Config:
         feedback=_feedback(reader, root.get("feedback")),
         experiments=_experiments(reader, root.get("experiments")),
         anonymize=_anonymize(reader, root.get("anonymize")),
+        exports={
+            name: _export_job(reader, name, value)
+            for name, value in reader.mapping(root.get("exports", {}), "exports").items()
+        },
         source=source,
     )
 
@@ -345,6 +379,44 @@ def _anonymize(reader: _Reader, value: Any) -> AnonymizeConfig:
         words=words,
         ids=ids,
         salt=reader.interpolate(str(fields.get("salt") or ""), "anonymize.salt"),
+    )
+
+
+def _export_job(reader: _Reader, name: str, value: Any) -> ExportJobConfig:
+    # Imported here: the exporters are only loaded when a config has jobs.
+    from exporters.schedule import Schedule
+
+    from exporters.formats import FORMATS
+    from exporters.params import parse_filters
+
+    path = f"exports.{name}"
+    fields = dict(reader.mapping(value, path))
+    if not fields.get("format") or not fields.get("out"):
+        reader.fail(path, "needs a `format` and an `out` folder")
+    if fields["format"] not in FORMATS:
+        reader.fail(f"{path}.format", f"must be one of {', '.join(FORMATS)}")
+    filters = reader.mapping(fields.pop("filters", None), f"{path}.filters")
+    try:
+        parse_filters(filters, f"{path}.filters")
+    except ConfigError as exc:
+        reader.fail(f"{path}.filters", str(exc).split(": ", 1)[-1])
+    webhook = fields.pop("webhook", None)
+    if isinstance(webhook, str):
+        webhook = {"url": webhook}
+    job: ExportJobConfig = reader.section(ExportJobConfig, {**fields, "name": name}, path)
+    if job.schedule is not None:
+        try:
+            Schedule.parse(job.schedule, job.timezone)
+        except ConfigError as exc:
+            reader.fail(f"{path}.schedule", str(exc))
+    if job.min_new_examples < 0:
+        reader.fail(f"{path}.min_new_examples", "must be 0 or more")
+    return replace(
+        job,
+        filters=filters,
+        webhook=None
+        if webhook is None
+        else reader.section(WebhookConfig, webhook, f"{path}.webhook"),
     )
 
 

@@ -8,7 +8,8 @@ their own routes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
@@ -16,6 +17,21 @@ from typing import Any, Protocol
 from gateway.feedback.event import Feedback
 from gateway.interaction import Interaction
 from gateway.store.queries import Cursor, ExportQuery, InteractionQuery, TimeWindow
+
+EXPORT_RUN_COLUMNS = (
+    "id",
+    "job",
+    "format",
+    "status",
+    "started_at",
+    "finished_at",
+    "watermark",
+    "rows",
+    "out_dir",
+    "files",
+    "manifest",
+    "error",
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +119,24 @@ class Store(Protocol):
         with `feedback`: its events, oldest first. Exporters call this in a loop, so memory
         stays at one page however many rows match, and no transaction is held open between
         pages (the recorder never waits on an export)."""
+        ...
+
+    async def save_export_run(self, run: Mapping[str, Any]) -> None:
+        """Insert or update one `export_runs` row (every column of `EXPORT_RUN_COLUMNS`)."""
+        ...
+
+    async def export_runs(
+        self, job: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Runs newest first, optionally of one job and one status; times as ISO strings."""
+        ...
+
+    async def get_export_run(self, run_id: str) -> dict[str, Any] | None: ...
+
+    def job_lock(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """Hold a lock named `name` while the block runs, if nobody else holds it: yields
+        False at once when another process (another replica) has it. PostgreSQL: an advisory
+        lock on a connection held for the block; SQLite: a file lock next to the database."""
         ...
 
     async def close(self) -> None: ...

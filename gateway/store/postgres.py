@@ -11,7 +11,7 @@ import orjson
 from gateway.errors import StoreError
 from gateway.interaction import COLUMNS, Interaction
 from gateway.store.base import load_migrations
-from gateway.store.postgres_review import PostgresReview, interaction_record
+from gateway.store.postgres_review import PostgresExportRuns, PostgresReview, interaction_record
 from gateway.store.queries import TimeWindow
 
 # Any constant works; it only has to be the same in every replica so that replicas starting
@@ -68,7 +68,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-class PostgresStore(PostgresReview):
+class PostgresStore(PostgresReview, PostgresExportRuns):
     engine = "postgres"
 
     def __init__(self, pool: asyncpg.Pool):

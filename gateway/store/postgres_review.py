@@ -8,7 +8,9 @@ GIN-indexed tags, `?` for a quality flag, `DISTINCT ON` for the latest value of 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -16,6 +18,7 @@ import asyncpg
 
 from gateway.errors import StoreError
 from gateway.feedback.event import FEEDBACK_COLUMNS, Feedback
+from gateway.store.base import EXPORT_RUN_COLUMNS
 from gateway.store.queries import (
     FEEDBACK_DISTRIBUTIONS,
     PERCENTILES,
@@ -223,6 +226,74 @@ class PostgresReview:
             count_rows = await self._pool.fetch(counts, *params)
             value_rows = await self._pool.fetch(values, *params)
         return feedback_groups(map(dict, count_rows), map(dict, value_rows))
+
+
+class PostgresExportRuns:
+    """`export_runs` rows and the job lock, for the PostgreSQL store (many replicas)."""
+
+    _pool: asyncpg.Pool
+
+    async def save_export_run(self, run: Mapping[str, Any]) -> None:
+        columns = ", ".join(EXPORT_RUN_COLUMNS)
+        values = ", ".join(f"${i}" for i in range(1, len(EXPORT_RUN_COLUMNS) + 1))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in EXPORT_RUN_COLUMNS[1:])
+        sql = (
+            f"INSERT INTO export_runs ({columns}) VALUES ({values})"
+            f" ON CONFLICT (id) DO UPDATE SET {updates}"
+        )
+        params = [run.get(name) for name in EXPORT_RUN_COLUMNS]
+        params[EXPORT_RUN_COLUMNS.index("files")] = run.get("files") or []
+        async with _store_errors("export run write"):
+            await self._pool.execute(sql, *params)
+
+    async def export_runs(
+        self, job: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        p = _Params()
+        clauses = ["TRUE"]
+        if job is not None:
+            clauses.append(f"job = {p(job)}")
+        if status is not None:
+            clauses.append(f"status = {p(status)}")
+        sql = (
+            f"SELECT * FROM export_runs WHERE {' AND '.join(clauses)}"
+            f" ORDER BY started_at DESC, id DESC LIMIT {p(limit)}"
+        )
+        async with _store_errors("export run read"):
+            rows = await self._pool.fetch(sql, *p.values)
+        return [_export_run(row) for row in rows]
+
+    async def get_export_run(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            uuid.UUID(run_id)
+        except ValueError:
+            return None
+        async with _store_errors("export run read"):
+            row = await self._pool.fetchrow("SELECT * FROM export_runs WHERE id = $1", run_id)
+        return None if row is None else _export_run(row)
+
+    @contextlib.asynccontextmanager
+    async def job_lock(self, name: str) -> AsyncIterator[bool]:
+        # A session-level advisory lock lives as long as its connection: holding the
+        # connection for the run means a crashed runner releases it by disconnecting.
+        key = int.from_bytes(hashlib.sha256(f"flywheel-job:{name}".encode()).digest()[:8], "big")
+        key -= 1 << 63 if key >= 1 << 63 else 0
+        async with self._pool.acquire() as conn:
+            acquired = await conn.fetchval("SELECT pg_try_advisory_lock($1)", key)
+            try:
+                yield bool(acquired)
+            finally:
+                if acquired:
+                    await conn.execute("SELECT pg_advisory_unlock($1)", key)
+
+
+def _export_run(row: asyncpg.Record) -> dict[str, Any]:
+    run = dict(row)
+    run["id"] = str(run["id"])
+    for name in ("started_at", "finished_at", "watermark"):
+        if run[name] is not None:
+            run[name] = run[name].astimezone(UTC).isoformat()
+    return run
 
 
 def _feedback_record(row: asyncpg.Record) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from gateway.errors import StoreError
 from gateway.interaction import COLUMNS, JSON_COLUMNS, Interaction
 from gateway.store.base import load_migrations
 from gateway.store.queries import TimeWindow
-from gateway.store.sqlite_review import SQLiteReview, interaction_record
+from gateway.store.sqlite_review import SQLiteExportRuns, SQLiteReview, interaction_record
 
 T = TypeVar("T")
 _JSON_INDEXES = [i for i, name in enumerate(COLUMNS) if name in JSON_COLUMNS]
@@ -37,7 +37,7 @@ def sqlite_path(url: str) -> str:
     return path[1:] if path.startswith("/") else path
 
 
-class SQLiteStore(SQLiteReview):
+class SQLiteStore(SQLiteReview, SQLiteExportRuns):
     engine = "sqlite"
 
     def __init__(self, path: str):

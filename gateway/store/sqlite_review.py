@@ -7,8 +7,12 @@ are text and are searched with `json_each`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import hashlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -16,6 +20,7 @@ import orjson
 
 from gateway.feedback.event import FEEDBACK_COLUMNS, FEEDBACK_JSON_COLUMNS, Feedback
 from gateway.interaction import JSON_COLUMNS
+from gateway.store.base import EXPORT_RUN_COLUMNS
 from gateway.store.queries import (
     FEEDBACK_DISTRIBUTIONS,
     PERCENTILES,
@@ -229,6 +234,83 @@ class SQLiteReview:
         count_rows = await self._run(self._fetch, counts, params)
         value_rows = await self._run(self._fetch, values, params)
         return feedback_groups(map(dict, count_rows), map(dict, value_rows))
+
+
+class SQLiteExportRuns:
+    """`export_runs` rows and the job lock, for the SQLite store (one host)."""
+
+    if TYPE_CHECKING:
+        path: str
+
+        @property
+        def conn(self) -> sqlite3.Connection: ...
+
+        async def _run(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    async def save_export_run(self, run: Mapping[str, Any]) -> None:
+        values = []
+        for name in EXPORT_RUN_COLUMNS:
+            value = run.get(name)
+            if isinstance(value, datetime):
+                value = timestamp(value)
+            elif name in ("files", "manifest") and value is not None:
+                value = orjson.dumps(value).decode()
+            values.append(value)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in EXPORT_RUN_COLUMNS[1:])
+        sql = (
+            f"INSERT INTO export_runs ({', '.join(EXPORT_RUN_COLUMNS)})"
+            f" VALUES ({', '.join('?' * len(EXPORT_RUN_COLUMNS))})"
+            f" ON CONFLICT (id) DO UPDATE SET {updates}"
+        )
+        await self._run(self.conn.execute, sql, values)
+
+    async def export_runs(
+        self, job: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        clauses, params = ["1 = 1"], []
+        for column, value in (("job", job), ("status", status)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        sql = (
+            f"SELECT * FROM export_runs WHERE {' AND '.join(clauses)}"
+            " ORDER BY started_at DESC, id DESC LIMIT ?"
+        )
+        rows = await self._run(self._fetch_all, sql, [*params, limit])
+        return [_export_run(row) for row in rows]
+
+    async def get_export_run(self, run_id: str) -> dict[str, Any] | None:
+        rows = await self._run(self._fetch_all, "SELECT * FROM export_runs WHERE id = ?", [run_id])
+        return _export_run(rows[0]) if rows else None
+
+    def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    @contextlib.asynccontextmanager
+    async def job_lock(self, name: str) -> AsyncIterator[bool]:
+        # SQLite serves one host, so a file lock is enough; a thread so the loop never blocks.
+        lock_path = f"{self.path}.{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"
+        handle = await asyncio.to_thread(open, lock_path, "a")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            handle.close()
+
+
+def _export_run(row: sqlite3.Row) -> dict[str, Any]:
+    run = dict(row)
+    for name in ("files", "manifest"):
+        if run[name] is not None:
+            run[name] = orjson.loads(run[name])
+    return run
 
 
 def _feedback_record(row: sqlite3.Row) -> dict[str, Any]:
