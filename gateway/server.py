@@ -53,7 +53,8 @@ def serve(config: Config, *, host: str | None = None, port: int | None = None) -
     bind_host = listen_host(config, host)
     bind_port = port or config.server.port
     workers = config.server.workers or os.cpu_count() or 1
-    if workers == 1:
+    scheduled = any(job.schedule for job in config.exports.values())
+    if workers == 1 and not scheduled:
         run_worker(config, bind_host, bind_port, reuse_port=False)
         return
     asyncio.run(_migrate(config))  # once, before the workers race to do it
@@ -114,6 +115,7 @@ class Supervisor:
         # fork: workers inherit the parsed config; the supervisor has no loop or threads then.
         self._context = multiprocessing.get_context("fork")
         self._workers: dict[int, tuple[BaseProcess, float]] = {}
+        self._scheduler: BaseProcess | None = None
         self._stopping = False
 
     def run(self) -> None:
@@ -126,6 +128,7 @@ class Supervisor:
             self._start(slot)
         while not self._stopping:
             self._replace_dead()
+            self._keep_scheduler()
             time.sleep(0.2)
         self._shutdown()
 
@@ -138,6 +141,24 @@ class Supervisor:
         )
         process.start()
         self._workers[slot] = (process, time.monotonic())
+
+    def _keep_scheduler(self) -> None:
+        """Scheduled export jobs run in their own process (exporters/scheduler.py), restarted
+        when it dies and after a reload (so it runs the new config's jobs)."""
+        if self._scheduler is not None and self._scheduler.is_alive():
+            return
+        if self._scheduler is not None:
+            self._scheduler.join()
+            self._scheduler.close()
+            self._scheduler = None
+        if self._stopping or not any(job.schedule for job in self.config.exports.values()):
+            return
+        from exporters.scheduler import scheduler_main
+
+        self._scheduler = self._context.Process(
+            target=scheduler_main, args=(self.config,), name="flywheel-scheduler", daemon=False
+        )
+        self._scheduler.start()
 
     def _replace_dead(self) -> None:
         for slot, (process, started) in list(self._workers.items()):
@@ -169,9 +190,13 @@ class Supervisor:
         for process, _ in self._workers.values():
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signal.SIGHUP)
+        if self._scheduler is not None and self._scheduler.pid is not None:
+            os.kill(self._scheduler.pid, signal.SIGTERM)  # restarted with the new config
 
     def _shutdown(self) -> None:
         log.info("supervisor: stopping %d workers", len(self._workers))
+        if self._scheduler is not None and self._scheduler.pid is not None:
+            os.kill(self._scheduler.pid, signal.SIGTERM)
         for process, _ in self._workers.values():
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)
@@ -185,6 +210,12 @@ class Supervisor:
                 process.join()
             if process.pid is not None:
                 mark_worker_dead(process.pid)
+        if self._scheduler is not None:
+            # A run in progress finishes first: its row would otherwise stay `running`.
+            self._scheduler.join(max(0.0, deadline - time.monotonic()))
+            if self._scheduler.is_alive():
+                self._scheduler.kill()
+                self._scheduler.join()
 
 
 def _worker_main(config: Config, host: str, port: int) -> None:
