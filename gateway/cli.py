@@ -82,6 +82,24 @@ def _parser() -> argparse.ArgumentParser:
     _export_arguments(export)
     export.set_defaults(command=_export)
 
+    dataset = commands.add_parser(
+        "dataset", parents=[common], help="check or merge dataset files"
+    ).add_subparsers(required=True, metavar="ACTION")
+    validate = dataset.add_parser(
+        "validate", parents=[common], help="the exporter's checks on a JSONL file, by line"
+    )
+    validate.add_argument("file")
+    validate.add_argument("--format", required=True, help="the dataset's format (e.g. openai)")
+    validate.add_argument("--json", action="store_true", help="print the report as JSON")
+    validate.set_defaults(command=_dataset_validate)
+    merge = dataset.add_parser(
+        "merge", parents=[common], help="validate, dedup and merge files into one, with a manifest"
+    )
+    merge.add_argument("files", nargs="+")
+    merge.add_argument("--out", required=True, help="the merged .jsonl file")
+    merge.add_argument("--format", help="default: from the inputs' manifests")
+    merge.set_defaults(command=_dataset_merge)
+
     migrate = commands.add_parser("migrate", parents=[common], help="apply database migrations")
     migrate.set_defaults(command=_migrate)
     return parser
@@ -274,14 +292,39 @@ def _export(config: Config, args: argparse.Namespace) -> int | None:
 def _export_summary(manifest: dict[str, Any], out: str) -> str:
     counts = manifest["counts"]
     dropped = ", ".join(f"{n} {reason}" for reason, n in counts["dropped"].items() if n)
+    read = counts.get("interactions_read")
+    source = "" if read is None else f" from {read} interactions"
     lines = [
-        f"{manifest['format']}: {counts['records_written']} records from "
-        f"{counts['interactions_read']} interactions (dropped: {dropped or 'none'})",
+        f"{manifest['format']}: {counts['records_written']} records{source}"
+        f" (dropped: {dropped or 'none'})",
     ]
     for file in manifest["files"]:
         lines.append(f"  {out}/{file['name']}  {file['lines']} lines  {file['bytes']} bytes")
     lines.append(f"  {out}/manifest.json")
     return "\n".join(lines)
+
+
+def _dataset_validate(config: Config, args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from exporters.dataset import validate_file
+
+    report = validate_file(Path(args.file), args.format)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.summary())
+    return 0 if report.ok else 1
+
+
+def _dataset_merge(config: Config, args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from exporters.dataset import manifest_path, merge_files
+
+    manifest = merge_files([Path(f) for f in args.files], Path(args.out), args.format)
+    counts = manifest["counts"]
+    dropped = ", ".join(f"{n} {reason}" for reason, n in counts["dropped"].items() if n)
+    print(f"{args.out}: {counts['records_written']} records (dropped: {dropped or 'none'})")
+    print(f"  manifest: {manifest_path(Path(args.out))}")
 
 
 def _timestamp(value: str | None) -> datetime | None:
