@@ -78,3 +78,31 @@ def test_bad_arguments_are_named(tmp_path: Path) -> None:
     done = flywheel("export", "parquet", "--out", str(tmp_path), config=config)
     assert done.returncode == 2
     assert "invalid choice: 'parquet'" in done.stderr
+
+
+async def test_job_validate_and_merge_from_the_command_line(
+    store: Any, seeded: dict[str, str], database_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    jobs = {"approved": {"format": "openai", "out": str(tmp_path / "jobs")}}
+    config.write_text(yaml.safe_dump({"storage": {"url": database_url}, "exports": jobs}))
+    done = flywheel("export", "--job", "approved", config=config)
+    assert done.returncode == 0, done.stderr
+    assert "approved: succeeded" in done.stdout
+    (run_dir,) = (tmp_path / "jobs").iterdir()
+    train = run_dir / "train.jsonl"
+
+    checked = flywheel("dataset", "validate", str(train), "--format", "openai", config=config)
+    assert checked.returncode == 0, checked.stdout
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(train.read_bytes() + b'{"messages": [{"role": "user", "content": "hi"}]}\n')
+    checked = flywheel("dataset", "validate", str(broken), "--format", "openai", config=config)
+    assert checked.returncode == 1
+    lines = len(train.read_bytes().splitlines())
+    assert f"line {lines + 1}: example_missing_assistant_message" in checked.stdout
+
+    merged = tmp_path / "merged.jsonl"
+    done = flywheel("dataset", "merge", str(train), str(broken), "--out", str(merged),
+                    "--format", "openai", config=config)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(merged.read_bytes().splitlines()) == lines  # the copy and the broken line dropped
