@@ -37,21 +37,12 @@ class Privacy:
             return result.text
 
         request = record.get("request")
-        if isinstance(request, dict):
-            for message in request.get("messages") or ():
-                _redact_message(message, redact)
-            prompt = request.get("prompt")
-            if isinstance(prompt, list):
-                request["prompt"] = [redact(p) for p in prompt]
-            elif isinstance(prompt, str):
-                request["prompt"] = redact(prompt)
-        response = record.get("response")
-        if isinstance(response, dict):
-            for choice in response.get("choices") or ():
-                if isinstance(choice, dict):
-                    _redact_message(choice.get("message"), redact)
-                    if "text" in choice:
-                        choice["text"] = redact(choice["text"])
+        if isinstance(request, dict) and "user" in request:
+            request["user"] = self.pseudonym(request["user"])  # OpenAI's end-user id field
+        # Every string in the bodies, not only message contents: embeddings inputs, reasoning,
+        # refusals and tool arguments can all carry personal data into the raw formats.
+        record["request"] = _walk(request, redact, skip=("user", "model"))
+        record["response"] = _walk(record.get("response"), redact, skip=("id", "model"))
         record["error_message"] = redact(record.get("error_message"))
         for key in ("correction", "comment"):
             if key in example.feedback:
@@ -81,17 +72,11 @@ class Privacy:
         return redact(value)
 
 
-def _redact_message(message: Any, redact: Any) -> None:
-    if not isinstance(message, dict):
-        return
-    content = message.get("content")
-    if isinstance(content, str):
-        message["content"] = redact(content)
-    elif isinstance(content, list):
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                part["text"] = redact(part["text"])
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-            function["arguments"] = redact(function["arguments"])
+def _walk(value: Any, redact: Any, skip: tuple[str, ...] = ()) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_walk(v, redact) for v in value]
+    if isinstance(value, dict):
+        return {k: v if k in skip else _walk(v, redact) for k, v in value.items()}
+    return value

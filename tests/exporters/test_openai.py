@@ -119,3 +119,34 @@ def test_openai_checks_name_each_problem() -> None:
         "missing_content",
         "example_missing_assistant_message",
     ]
+
+
+def test_every_string_in_the_bodies_is_redacted() -> None:
+    from exporters.privacy import Privacy
+    from exporters.selection import Example
+    from gateway.config import AnonymizeConfig
+
+    record = {
+        "id": "x",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "user": "kari@example.no",
+        "request": {
+            "model": "gpt-4o-2024-08-06",
+            "input": ["mail kari@example.no"],
+            "user": "kari@example.no",
+        },
+        "response": {
+            "id": "resp-1",
+            "choices": [{"message": {"reasoning_content": "call +47 912 34 567", "refusal": None}}],
+        },
+        "tags": {"patient_age": "47"},
+        "api_key_name": "ops",
+    }
+    example = Example(record, {})
+    Privacy(AnonymizeConfig(salt="s")).apply(example)
+    text = repr(example.record)
+    assert "kari" not in text and "912 34 567" not in text and "ops" not in text
+    assert example.record["request"]["model"] == "gpt-4o-2024-08-06"
+    assert example.record["request"]["input"] == ["mail [EMAIL]"]
+    assert example.record["user"] == example.record["request"]["user"]  # one salted hash
+    assert example.record["tags"] == {"patient_age": "40-49"}
