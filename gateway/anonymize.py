@@ -89,6 +89,9 @@ def _ssn_ok(text: str) -> bool:
 
 
 def _ipv4_ok(text: str) -> bool:
+    # Loopback and the unspecified address name no one: they stay readable in technical text.
+    if text.startswith("127.") or text == "0.0.0.0":
+        return False
     return all(0 <= int(part) <= 255 for part in text.split("."))
 
 
@@ -105,7 +108,10 @@ BUILTIN_RULES = (
         "secret",
         re.compile(
             r"\b(?:sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}"
-            r"|xox[abposr]-[A-Za-z0-9-]{10,})"
+            r"|xox[abposr]-[A-Za-z0-9-]{10,}|[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"
+            r"|hf_[A-Za-z0-9]{30,}|AIza[0-9A-Za-z_-]{35}"
+            # A JSON Web Token: header and payload are base64 of a JSON object, `{"`.
+            r"|eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"
             r"|(?<=Bearer )[A-Za-z0-9._~+/=-]{16,}"
         ),
     ),
@@ -126,15 +132,19 @@ BUILTIN_RULES = (
         re.compile(
             r"(?<![\w+])\+\d{1,3}[ -]?(?:\(\d{1,4}\)[ -]?)?\d{2,4}(?:[ -]?\d{2,4}){1,4}\b"
             r"|\(\d{3}\) ?\d{3}-\d{4}\b|\b\d{3}[-.]\d{3}[-.]\d{4}\b"
-            # Norwegian national numbers: 8 digits starting 2-9, as `22 33 44 55` or `91234567`.
-            r"|\b[2-9]\d(?: ?\d\d){3}\b"
+            # Norwegian national numbers: 8 digits starting 2-9, as `22 33 44 55`, `912 34 567`
+            # or `91234567`; not the date in a model name (claude-3-opus-20240229) or a build
+            # number (20240517.3).
+            r"|(?<!-)\b[2-9]\d(?:(?: ?\d\d){3}|\d \d\d \d{3})\b(?!\.\d)"
         ),
     ),
     Rule(
         "date",
         re.compile(
             # Not inside a model name or version: gpt-4o-2024-08-06 stays whole.
-            r"(?<![\w.-])\d{4}-\d{2}-\d{2}\b|\b\d{1,2}[./]\d{1,2}[./](?:\d{4}|\d{2})\b"
+            r"(?<![\w.-])\d{4}-\d{2}-\d{2}\b|\b\d{1,2}[./]\d{1,2}[./]\d{4}\b"
+            # A two-digit year with dots only zero-padded (14.03.85): 3.12.11 is a version.
+            r"|\b\d{1,2}/\d{1,2}/\d{2}\b|\b\d\d\.\d\d\.\d\d\b"
             rf"|\b\d{{1,2}}\.? (?:{_MONTHS})\.? \d{{4}}\b|\b(?:{_MONTHS})\.? \d{{1,2}},? \d{{4}}\b",
             re.IGNORECASE,
         ),

@@ -21,6 +21,7 @@ REDACTED = [
     ("Mail me at kari.nordmann@example.no please", "Mail me at [EMAIL] please", "email"),
     ("Ring +47 912 34 567 i morgen", "Ring [PHONE] i morgen", "phone"),
     ("Ring 22 33 44 55 i morgen", "Ring [PHONE] i morgen", "phone"),
+    ("Ring 912 34 567 i morgen", "Ring [PHONE] i morgen", "phone"),
     ("Call (415) 555-2671 now", "Call [PHONE] now", "phone"),
     ("fnr 01010150074 er registrert", "fnr [NATIONAL_ID] er registrert", "national_id"),
     ("SSN 123-45-6789 on file", "SSN [NATIONAL_ID] on file", "national_id"),
@@ -29,10 +30,19 @@ REDACTED = [
     ("from 192.168.10.24 today", "from [IP] today", "ip"),
     ("born 1985-03-14 in Oslo", "born [DATE] in Oslo", "date"),
     ("seen 14.03.2024 again", "seen [DATE] again", "date"),
+    ("født 14.03.85 i Bergen", "født [DATE] i Bergen", "date"),
     ("on 3 March 2024 we met", "on [DATE] we met", "date"),
     ("key sk-proj-abcdefghijklmnopqrstuvwx leaked", "key [SECRET] leaked", "secret"),
     ("AKIAIOSFODNN7EXAMPLE is an AWS key", "[SECRET] is an AWS key", "secret"),
     ("Authorization: Bearer abcdefghijklmnop1234", "Authorization: Bearer [SECRET]", "secret"),
+    ("STRIPE_KEY=sk_test_4eC39HqLyjWDarjtT1zdp7dc ok", "STRIPE_KEY=[SECRET] ok", "secret"),
+    ("token hf_abcdefghijklmnopqrstuvwxyz0123456 set", "token [SECRET] set", "secret"),
+    ("key=AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q", "key=[SECRET]", "secret"),
+    (
+        "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dBjftJeZ4CVPmB92 in log",
+        "jwt [SECRET] in log",
+        "secret",
+    ),
     ("db at postgres://admin:hunter2@db.local/x", "db at [URL]", "url_credentials"),
     ("Dr. Hansen examined him", "Dr. [PERSON_1] examined him", "person"),
     ("Pasient: Ola Nordmann, 45 år", "Pasient: [PERSON_1], 45 år", "person"),
@@ -46,6 +56,8 @@ KEPT = [
     "Ibuprofen 400 mg x 3, paracet 500 mg",
     "Kontroll kl 14:30, varighet 45 min",
     "Upgrade to Python 3.11.7 and aiohttp 3.14.5",
+    "Python 3.12.11, Django 4.2.16, urllib3 1.26.20",  # not dates: dotted dates pad (14.03.85)
+    "Use claude-3-opus-20240229 here; build 20240517.3 failed",  # not Norwegian phone numbers
     "Recovery improved by 35% in 6 weeks",
     "Use gpt-4o-mini or claude-3-5-haiku for this",
     "Order 1234567890123 shipped",  # 13 digits, fails Luhn: not a card
