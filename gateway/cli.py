@@ -287,6 +287,7 @@ def _export(config: Config, args: argparse.Namespace) -> int | None:
 
     manifest = asyncio.run(run())
     print(_export_summary(manifest, args.out))
+    return 0
 
 
 def _export_summary(manifest: dict[str, Any], out: str) -> str:
