@@ -67,19 +67,19 @@ async def get_interaction(request: web.Request) -> web.Response:
     except ValueError:
         raise NotFound(f"No interaction {raw_id!r}: ids are UUIDs.", param="id") from None
     store = request.app[STORE]
-    row = await _stored(store.get_interaction(interaction_id))
+    row = await stored(store.get_interaction(interaction_id))
     if row is None:
         raise NotFound(f"No interaction {interaction_id} is stored (yet).", param="id")
-    events = await _stored(store.get_feedback(interaction_id))
+    events = await stored(store.get_feedback(interaction_id))
     return json_response({**row, "feedback": {"events": events, "latest": latest(events)}})
 
 
 async def get_stats(request: web.Request) -> web.Response:
     window = time_window(request.query)
     store = request.app[STORE]
-    usage = await _stored(store.usage_by_variant(window))
-    latency = await _stored(store.latency_percentiles(window))
-    feedback = await _stored(store.feedback_by_variant(window))
+    usage = await stored(store.usage_by_variant(window))
+    latency = await stored(store.latency_percentiles(window))
+    feedback = await stored(store.feedback_by_variant(window))
     return json_response(report(window, usage, latency, feedback))
 
 
@@ -88,7 +88,7 @@ async def _page(
 ) -> dict[str, Any]:
     # One row more than asked tells whether another page exists, without a count.
     extra = dataclasses.replace(query, limit=query.limit + 1)
-    rows = await _stored(request.app[STORE].list_interactions(extra))
+    rows = await stored(request.app[STORE].list_interactions(extra))
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     data = rows if fields is None else [{name: row[name] for name in fields} for row in rows]
@@ -100,7 +100,7 @@ async def _page(
     }
 
 
-async def _stored(call: Awaitable[T]) -> T:
+async def stored(call: Awaitable[T]) -> T:
     try:
         return await call
     except StoreError as exc:

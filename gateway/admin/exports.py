@@ -23,7 +23,7 @@ from exporters.formats import FORMATS, FormatOptions
 from exporters.offload import ExportProcess
 from exporters.params import parse_filters
 from exporters.run import ExportRequest
-from gateway.admin.api import _stored
+from gateway.admin.api import stored
 from gateway.appkeys import CONFIG, STORE
 from gateway.bodies import read_json
 from gateway.errors import ConfigError, NotFound, ValidationFailed
@@ -85,7 +85,7 @@ async def list_runs(request: web.Request) -> web.Response:
         limit = min(int(request.query.get("limit", 50)), 500)
     except ValueError:
         raise ValidationFailed("`limit` must be a number.", param="limit") from None
-    runs = await _stored(
+    runs = await stored(
         request.app[STORE].export_runs(
             job=request.query.get("job"), status=request.query.get("status"), limit=limit
         )
@@ -120,7 +120,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 async def _run(request: web.Request) -> dict[str, Any]:
     run_id = request.match_info["id"]
-    run = await _stored(request.app[STORE].get_export_run(run_id))
+    run = await stored(request.app[STORE].get_export_run(run_id))
     if run is None:
         raise NotFound(f"No export run {run_id!r}.", param="id")
     return run
