@@ -384,10 +384,9 @@ def _anonymize(reader: _Reader, value: Any) -> AnonymizeConfig:
 
 def _export_job(reader: _Reader, name: str, value: Any) -> ExportJobConfig:
     # Imported here: the exporters are only loaded when a config has jobs.
-    from exporters.schedule import Schedule
-
     from exporters.formats import FORMATS
     from exporters.params import parse_filters
+    from exporters.schedule import Schedule
 
     path = f"exports.{name}"
     fields = dict(reader.mapping(value, path))
