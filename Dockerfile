@@ -1,19 +1,26 @@
 # Slim, non-root image. Build: docker build -t flywheel .
+# Dependencies come from uv.lock (hashes checked), the same way deploy/install-locked.sh installs
+# them for tests/test_image.py, which proves the result without a container engine.
 FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN pip install uv==0.13.8
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml uv.lock README.md ./
 COPY gateway gateway
 COPY exporters exporters
-RUN pip install --no-cache-dir --prefix=/install .
+COPY deploy/install-locked.sh deploy/
+RUN deploy/install-locked.sh /opt/flywheel
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 flywheel && mkdir -p /data && chown flywheel /data
-COPY --from=build /install /usr/local
-COPY config.yaml /etc/flywheel/config.yaml
+COPY --from=build /opt/flywheel /opt/flywheel
+# Listens on 0.0.0.0 so `docker run -p` reaches it, hence requires FLYWHEEL_APP_KEY (see the file).
+COPY deploy/config.image.yaml /etc/flywheel/config.yaml
 USER flywheel
 WORKDIR /home/flywheel
 # No network at runtime is assumed: litellm must use its bundled price map.
-ENV FLYWHEEL_CONFIG=/etc/flywheel/config.yaml \
+ENV PATH=/opt/flywheel/bin:$PATH \
+    FLYWHEEL_CONFIG=/etc/flywheel/config.yaml \
     FLYWHEEL_DATABASE_URL=sqlite:////data/flywheel.db \
     LITELLM_LOCAL_MODEL_COST_MAP=True \
     PYTHONUNBUFFERED=1

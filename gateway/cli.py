@@ -112,6 +112,9 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
 
 
 def _check_config(config: Config, args: argparse.Namespace) -> None:
+    from gateway.server import listen_host
+
+    listen_host(config, None)  # an open gateway that would listen beyond loopback is an error
     print(f"{config.source}: OK")
     rows = [("MODEL", "VARIANT", "SHARE", "PROVIDER", "TYPE", "UPSTREAM MODEL")]
     for model in config.models.values():
@@ -134,7 +137,7 @@ def _check_config(config: Config, args: argparse.Namespace) -> None:
         if provider.type != "demo" and not provider.api_key:
             print(f"warning: providers.{provider.name}.api_key is empty", file=sys.stderr)
     if not config.auth.keys:
-        print("warning: auth.keys is empty: serving 127.0.0.1 only", file=sys.stderr)
+        print("warning: auth.keys is empty: open to anyone on this machine", file=sys.stderr)
     if config.feedback.token_secret is None:
         print(
             "warning: feedback.token_secret is empty: feedback tokens will not survive a restart",

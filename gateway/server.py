@@ -37,15 +37,24 @@ _MIN_WORKER_LIFETIME = 5.0
 _RESTART_BACKOFF = 2.0
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 def listen_host(config: Config, requested: str | None) -> str:
+    """The host to bind: an open gateway (no auth.keys) may listen on loopback only.
+
+    Asking for another host without keys is refused rather than quietly narrowed to loopback:
+    inside a container, loopback is unreachable from `docker run -p`, and a gateway that starts
+    but answers nothing is harder to diagnose than one that says what to fix.
+    """
     host = requested or config.server.host
-    if not config.auth.keys and host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning(
-            "auth.keys is empty: anyone who can reach the gateway could use it, so it listens "
-            "on 127.0.0.1 only (not %s). Configure auth.keys to serve other hosts.",
-            host,
+    if not config.auth.keys and host not in LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"{config.source}: server.host is {host} but auth.keys is empty, so anyone who can "
+            "reach the gateway could use it and every provider key behind it. Add auth.keys "
+            "(the image's config takes them from FLYWHEEL_APP_KEY and FLYWHEEL_ADMIN_KEY), "
+            "or listen on 127.0.0.1."
         )
-        return "127.0.0.1"
     return host
 
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +24,30 @@ def free_port() -> int:
 
 class ServedGateway:
     """`python -m gateway serve` on a free port, run in `folder` with `folder/config.yaml`
-    (written from `config` when given)."""
+    (written from `config` when given). `command` replaces `python -m gateway` (an installed
+    `flywheel`, say) and `env` adds variables to a copy of this process's, less FLYWHEEL_* and
+    OPENAI_*."""
 
-    def __init__(self, folder: Path, config: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        config: dict[str, Any] | None = None,
+        *,
+        command: Sequence[str] = (sys.executable, "-m", "gateway"),
+        env: Mapping[str, str] | None = None,
+    ):
         self.folder = folder
         self.port = free_port()
         if config is not None:
             (folder / "config.yaml").write_text(yaml.safe_dump(config))
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYWHEEL_", "OPENAI_"))}
+        inherited = os.environ.items()
+        child_env = {k: v for k, v in inherited if not k.startswith(("FLYWHEEL_", "OPENAI_"))}
+        child_env.update(env or {})
         self.log = (folder / "serve.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--port", str(self.port)],
+            [*command, "serve", "--port", str(self.port)],
             cwd=folder,
-            env=env,
+            env=child_env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )

@@ -16,6 +16,8 @@ from gateway.proxy.handlers import INTERACTION_HEADER
 from tests.conftest import base_config
 from tests.fake_upstream import FakeUpstream
 
+pytestmark = pytest.mark.sdk  # rerun with each older openai major by `make test-clients`
+
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 

@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import base_config
 from tests.fake_upstream import FakeUpstream
 
+pytestmark = pytest.mark.sdk  # rerun with each older openai major by `make test-clients`
+
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 

@@ -19,6 +19,8 @@ from tests.fake_upstream import (
 )
 from tests.harness import GatewayHarness
 
+pytestmark = pytest.mark.sdk  # rerun with each older openai major by `make test-clients`
+
 MESSAGES = [
     {"role": "system", "content": "Be brief."},
     {"role": "user", "content": "What is a flywheel?"},

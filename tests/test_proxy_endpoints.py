@@ -19,6 +19,8 @@ from tests.fake_upstream import (
 )
 from tests.harness import GatewayHarness, fetch_interaction
 
+pytestmark = pytest.mark.sdk  # rerun with each older openai major by `make test-clients`
+
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 

@@ -16,6 +16,8 @@ from tests.conftest import base_config
 from tests.fake_upstream import CUTOFF_CONTENT_CHUNKS, FakeUpstream
 from tests.harness import GatewayHarness
 
+pytestmark = pytest.mark.sdk  # rerun with each older openai major by `make test-clients`
+
 CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}]}
 
 
