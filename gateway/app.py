@@ -92,11 +92,17 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready when the store answers and the recorder is writing: a worker whose rows would
+    only pile up must leave the load balancer's rotation."""
+    recorder = request.app[RECORDER]
+    problem = recorder.problem() if request.app[CONFIG].capture.enabled else None
+    if problem is not None:
+        return json_response({"status": "unavailable", "recorder": problem}, status=503)
     try:
         await request.app[STORE].ping()
     except StoreError as exc:
         return json_response({"status": "unavailable", "store": str(exc)}, status=503)
-    return json_response({"status": "ready", "recorder_queue": request.app[RECORDER].depth})
+    return json_response({"status": "ready", "recorder_queue": recorder.depth})
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
@@ -119,6 +125,7 @@ async def _recorder(app: web.Application) -> AsyncIterator[None]:
         batch_size=capture.batch_size,
         write_timeout=capture.write_timeout,
         flush_interval=capture.flush_interval,
+        stall_timeout=capture.stall_timeout,
     )
     app[RECORDER] = recorder
     recorder.start()

@@ -29,7 +29,7 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 @dataclass(frozen=True)
 class ServerConfig:
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # anything else needs auth.keys (gateway.server.listen_host)
     port: int = 8080
     # 10 MiB holds a long multi-turn prompt with a few inline images; more is almost
     # always a client bug, and the whole body is held in memory.
@@ -65,6 +65,8 @@ class CaptureConfig:
     # Seconds a batch may gather before it is written: fewer, larger writes under load. With
     # write_timeout it bounds what `kill -9` can lose (rows not yet written or spooled).
     flush_interval: float = 0.05
+    # /readyz fails when queued rows have not moved for this long (a stuck or dead writer).
+    stall_timeout: float = 30.0
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
     FlywheelError
     ├── ConfigError                 config file invalid (names the key and the file)
     ├── StoreError                  the database refused or is unreachable
+    │   └── RowsRejected            the database is up but refused these rows (their values)
     └── ApiError                    answered to the client in OpenAI's error shape
         ├── InvalidRequest          400 malformed JSON, non-object body, missing field
         ├── AuthenticationFailed    401 unknown API key; expired or forged feedback token
@@ -35,6 +36,11 @@ class ConfigError(FlywheelError):
 
 class StoreError(FlywheelError):
     """The store could not read or write."""
+
+
+class RowsRejected(StoreError):
+    """The store answers but refused the rows themselves (a value it cannot encode or hold);
+    writing them again unchanged would fail again, unlike after an outage."""
 
 
 class ApiError(FlywheelError):

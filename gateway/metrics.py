@@ -196,6 +196,8 @@ class Metrics:
             "written": "Interactions written to the store.",
             "spooled": "Interactions written to the local spool (store down, slow or queue full).",
             "replayed": "Spooled interactions replayed into the store.",
+            "dead_lettered": "Interactions the store refused even after repair, kept aside in"
+            " the spool's dead-letter folder.",
         }
         self.recorder_rows = {
             name: Counter(f"flywheel_recorder_rows_{name}", text, registry=registry)
@@ -204,6 +206,16 @@ class Metrics:
         self.recorder_write_errors = Counter(
             "flywheel_recorder_write_errors",
             "Batch writes that failed or timed out (the batch was spooled).",
+            registry=registry,
+        )
+        self.recorder_writer_restarts = Counter(
+            "flywheel_recorder_writer_restarts",
+            "Times the recorder's writer task failed and was restarted.",
+            registry=registry,
+        )
+        self.recorder_replay_failures = Counter(
+            "flywheel_recorder_replay_failures",
+            "Spool replays interrupted because the store went away (retried later).",
             registry=registry,
         )
         self.export_rows = Counter(
@@ -344,6 +356,9 @@ class Metrics:
             _CountCopy(self.recorder_rows["spooled"], lambda: recorder.spooled),
             _CountCopy(self.recorder_rows["replayed"], lambda: recorder.replayed),
             _CountCopy(self.recorder_write_errors, lambda: recorder.write_errors),
+            _CountCopy(self.recorder_rows["dead_lettered"], lambda: recorder.dead_lettered),
+            _CountCopy(self.recorder_writer_restarts, lambda: recorder.writer_restarts),
+            _CountCopy(self.recorder_replay_failures, lambda: recorder.replay_failures),
             _CountCopy(self.overload_rejections, lambda: limit.rejected),
         ]
         self._gauges = [

@@ -11,6 +11,12 @@ then replays the spool in order (the store ignores ids it already has, so a repl
 exactly-once) before writing directly again. When the queue is full, `record()` appends the row to
 the spool itself. Memory stays bounded by `queue_size` whatever the database does.
 
+A row the store refuses while it is up (text it cannot encode, a number out of range, JSON too
+deep) cannot take others with it: the batch is repaired (gateway/storable.py) and written again,
+then halved until each refused row stands alone, and that row goes to the spool's dead-letter
+folder (counted and logged; replayable once the cause is fixed) while the rest are written.
+The writer task is supervised: if it fails anyway, the rows in hand are spooled and it restarts.
+
 What `kill -9` can lose: only rows still in the in-memory queue, i.e. those answered during the
 last `flush_interval` and while the current batch was being written: at most
 `flush_interval + write_timeout` seconds' worth, and never more than `queue_size` rows.
@@ -24,9 +30,10 @@ import logging
 import os
 import time
 
-from gateway.errors import StoreError
+from gateway.errors import RowsRejected, StoreError
 from gateway.interaction import Interaction
 from gateway.spool import Segment, Spool
+from gateway.storable import make_storable
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -43,6 +50,7 @@ class Recorder:
         write_timeout: float = 5.0,
         flush_interval: float = 0.0,
         probe_interval: float = 1.0,
+        stall_timeout: float = 30.0,
     ):
         self.store = store
         self.spool = spool
@@ -50,6 +58,7 @@ class Recorder:
         self.write_timeout = write_timeout
         self.flush_interval = flush_interval
         self.probe_interval = probe_interval
+        self.stall_timeout = stall_timeout
         self._queue: asyncio.Queue[Interaction] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
         self._in_flight: list[Interaction] = []
@@ -60,9 +69,15 @@ class Recorder:
         self.spooled = 0
         self.replayed = 0
         self.write_errors = 0
+        self.dead_lettered = 0
+        self.writer_restarts = 0
+        self.replay_failures = 0
+        self._progress_at = time.monotonic()  # last time a row queued up empty or a batch left
 
     # -- request path ------------------------------------------------------------------------
     def record(self, interaction: Interaction) -> None:
+        if not self._queue.qsize():
+            self._progress_at = time.monotonic()  # the stall clock starts with the first waiter
         try:
             self._queue.put_nowait(interaction)
         except asyncio.QueueFull:
@@ -82,7 +97,16 @@ class Recorder:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="flywheel-recorder")
+        self._task = asyncio.create_task(self._supervise(), name="flywheel-recorder")
+
+    def problem(self) -> str | None:
+        """Why the recorder cannot be trusted with new rows right now, or None (for /readyz)."""
+        if self._task is None or self._task.done():
+            return "the recorder's writer is not running"
+        stalled = time.monotonic() - self._progress_at
+        if self.depth and stalled > self.stall_timeout:
+            return f"the recorder queue ({self.depth} rows) has not moved for {stalled:.0f} s"
+        return None
 
     async def close(self, drain_seconds: float) -> None:
         """Write what is queued for at most `drain_seconds`; spool whatever is left."""
@@ -105,6 +129,24 @@ class Recorder:
         self.spool.close()
 
     # -- the writer task ---------------------------------------------------------------------
+    async def _supervise(self) -> None:
+        """Run the writer; should it fail anyway, keep its rows and start it again."""
+        while True:
+            try:
+                await self._run()
+            except Exception:
+                self.writer_restarts += 1
+                log.exception("recorder: the writer failed; restarting it")
+                rows, self._in_flight = self._in_flight, []
+                try:
+                    await self._spool(rows)
+                except Exception:
+                    log.exception("recorder: could not spool %d rows; dead-lettering", len(rows))
+                    self._dead_letter(rows, "spool write failed after a writer failure")
+                for _ in rows:
+                    self._queue.task_done()
+                await asyncio.sleep(self.probe_interval)  # no hot loop if it fails at once again
+
     async def _run(self) -> None:
         while True:
             try:
@@ -115,10 +157,17 @@ class Recorder:
                 await self._maybe_replay()
                 continue
             self._in_flight = batch
-            if self.spooling or not await self._insert(batch):
-                await self._spool(batch)
+            if self.spooling:
+                unwritten = batch
+            else:
+                stored, unwritten = await self._insert(batch)
+                self.written += stored
+                self.write_errors += bool(unwritten)
+            if unwritten:
+                await self._spool(unwritten)
                 await self._maybe_replay()
             self._in_flight = []
+            self._progress_at = time.monotonic()
             for _ in batch:
                 self._queue.task_done()
 
@@ -132,19 +181,67 @@ class Recorder:
             batch.append(self._queue.get_nowait())
         return batch
 
-    async def _insert(self, batch: list[Interaction]) -> bool:
+    async def _insert(self, batch: list[Interaction]) -> tuple[int, list[Interaction]]:
+        """Write a batch: how many rows were stored, and those to spool instead (all of them
+        if the store is down)."""
         try:
-            await asyncio.wait_for(self.store.insert_interactions(batch), self.write_timeout)
+            await self._write(batch)
+            return len(batch), []
+        except RowsRejected as exc:
+            log.warning("recorder: store refused a batch of %d (%s); repairing", len(batch), exc)
+            for row in batch:
+                make_storable(row)
+            stored, unwritten = await self._write_isolating(batch)
         except (StoreError, TimeoutError) as exc:
-            self.write_errors += 1
             log.warning("recorder: store unavailable (%s); spooling to %s", exc, self.spool.folder)
+            stored, unwritten = 0, batch
+        if unwritten:
             self.spooling = True
             self._next_probe = time.monotonic() + self.probe_interval
-            return False
-        self.written += len(batch)
-        return True
+        return stored, unwritten
+
+    async def _write(self, rows: list[Interaction]) -> None:
+        try:
+            await asyncio.wait_for(self.store.insert_interactions(rows), self.write_timeout)
+        except (StoreError, TimeoutError):
+            raise
+        except Exception as exc:  # an engine bug or a value it could not bind: the rows' fault
+            raise RowsRejected(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _write_isolating(self, rows: list[Interaction]) -> tuple[int, list[Interaction]]:
+        """Write rows, halving a refused batch until each refused row stands alone; those go
+        to the dead letters. Returns the rows stored, and those left unwritten because the
+        store went down meanwhile."""
+        try:
+            await self._write(rows)
+            return len(rows), []
+        except RowsRejected as exc:
+            if len(rows) == 1:
+                self._dead_letter(rows, str(exc))
+                return 0, []
+        except (StoreError, TimeoutError):
+            return 0, rows
+        middle = len(rows) // 2
+        stored, unwritten = await self._write_isolating(rows[:middle])
+        if unwritten:
+            return stored, unwritten + rows[middle:]
+        more, unwritten = await self._write_isolating(rows[middle:])
+        return stored + more, unwritten
+
+    def _dead_letter(self, rows: list[Interaction], reason: str) -> None:
+        for row in rows:
+            log.error("recorder: interaction %s refused by the store: %s", row.id, reason)
+        try:
+            path = self.spool.dead_letter(rows)
+        except OSError:
+            log.exception("recorder: dead-letter write failed: lost %d rows", len(rows))
+            return
+        self.dead_lettered += len(rows)
+        log.error("recorder: %d rows kept in %s; requeue them once fixed", len(rows), path)
 
     async def _spool(self, batch: list[Interaction]) -> None:
+        if not batch:
+            return
         # The write is cheap (page cache); the fsync, which takes milliseconds, runs on a thread.
         fileno = self.spool.write(batch)
         if fileno is not None:
@@ -177,14 +274,19 @@ class Recorder:
         log.info("recorder: store is back; %d spooled interactions replayed", self.replayed)
 
     async def _replay(self, segment: Segment) -> bool:
+        """Store one segment's rows; rows the store refuses go to the dead letters, so one bad
+        row cannot hold up the spool. False: the store went away meanwhile (retried later)."""
         batches = segment.batches(self.batch_size)
-        try:
-            while batch := await asyncio.to_thread(next, batches, None):
-                await asyncio.wait_for(self.store.insert_interactions(batch), self.write_timeout)
-                self.replayed += len(batch)
-        except (StoreError, TimeoutError) as exc:
-            log.warning("recorder: replay of %s interrupted: %s", segment.path.name, exc)
-            segment.release()
-            return False
+        while batch := await asyncio.to_thread(next, batches, None):
+            stored, unwritten = await self._insert(batch)
+            self.replayed += stored
+            if unwritten:
+                self.replay_failures += 1
+                log.warning("recorder: replay of %s interrupted", segment.path.name)
+                segment.release()
+                return False
+        if segment.undecodable:
+            self.spool.dead_letter_lines(segment.undecodable)
+            self.dead_lettered += len(segment.undecodable)
         segment.done()
         return True

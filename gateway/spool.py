@@ -10,6 +10,10 @@ same segment twice, and a worker that died leaves segments the others pick up.
 Writes are buffered `write`s into the page cache, cheap enough for the event loop; the fsync
 that makes them crash-proof is the caller's, on a thread. Reading a segment for replay blocks:
 callers iterate `Segment.batches` on a thread.
+
+Rows the store refused even after repair go to `dead-letter/` in the same line format: once the
+cause is fixed, moving a file back into the spool folder replays it. Spool lines that cannot be
+read at all are kept there too, as `*.undecodable`, byte for byte.
 """
 
 from __future__ import annotations
@@ -26,14 +30,20 @@ from typing import IO, Any
 import orjson
 
 from gateway.interaction import COLUMNS, Interaction
+from gateway.storable import make_storable
 
 log = logging.getLogger(__name__)
 
 _SUFFIX = ".jsonl"
+DEAD_LETTER_DIR = "dead-letter"
 
 
 def encode(interaction: Interaction) -> bytes:
-    return orjson.dumps(dict(zip(COLUMNS, interaction.as_row(), strict=True))) + b"\n"
+    try:
+        return orjson.dumps(dict(zip(COLUMNS, interaction.as_row(), strict=True))) + b"\n"
+    except orjson.JSONEncodeError:  # a lone surrogate, a 65-bit number, 255 levels deep...
+        make_storable(interaction)
+        return orjson.dumps(dict(zip(COLUMNS, interaction.as_row(), strict=True))) + b"\n"
 
 
 def decode(line: bytes) -> Interaction:
@@ -113,6 +123,24 @@ class Spool:
                 continue
             yield Segment(path, handle)
 
+    # -- dead letters -----------------------------------------------------------------------
+    def dead_letter(self, rows: Sequence[Interaction]) -> Path:
+        """Keep rows the store refused (fsynced; blocking, but this is rare)."""
+        return self._keep(_SUFFIX, b"".join(encode(row) for row in rows))
+
+    def dead_letter_lines(self, lines: Sequence[bytes]) -> Path:
+        return self._keep(".undecodable", b"".join(lines))
+
+    def _keep(self, suffix: str, data: bytes) -> Path:
+        folder = self.folder / DEAD_LETTER_DIR
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{time.time_ns():020d}-{os.getpid()}{suffix}"
+        with open(path, "ab") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return path
+
     def close(self) -> None:
         self.seal()
 
@@ -123,6 +151,7 @@ class Segment:
     def __init__(self, path: Path, handle: IO[bytes]):
         self.path = path
         self._handle = handle
+        self.undecodable: list[bytes] = []  # lines skipped by `batches`, for the dead letters
 
     def batches(self, size: int) -> Iterator[list[Interaction]]:
         batch: list[Interaction] = []
@@ -131,7 +160,12 @@ class Segment:
                 # A torn last line: the process died mid-write. Everything before it is whole.
                 log.warning("spool %s: ignoring torn line %d", self.path.name, number)
                 break
-            batch.append(decode(line))
+            try:
+                batch.append(decode(line))
+            except (ValueError, TypeError, KeyError) as exc:  # damaged on disk, or by hand
+                log.error("spool %s: line %d unreadable (%s)", self.path.name, number, exc)
+                self.undecodable.append(line)
+                continue
             if len(batch) >= size:
                 yield batch
                 batch = []

@@ -21,18 +21,21 @@ from tests.harness import GatewayHarness, start_gateway, with_database
 
 
 @pytest.fixture(scope="session")
-def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server_url() -> Iterator[str]:
     url = os.environ.get("FLYWHEEL_TEST_DATABASE_URL")
     if url:
         yield url
         return
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
+    # Not under pytest's tmp_path: pytest deletes all but the newest three of its temp folders,
+    # so a second pytest run started meanwhile would delete this server's data under it.
+    with tempfile.TemporaryDirectory(prefix="flywheel-pgdata-") as data:
+        server = pgserver.get_server(data, cleanup_mode="stop")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
 
 
 @pytest.fixture

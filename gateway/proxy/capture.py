@@ -14,6 +14,10 @@ from gateway.quality import quality_flags
 from gateway.routing import Route
 from gateway.tokens import count_completion, count_prompt
 
+# Flagged when an upstream's usage had a count that is not one (a string, -1, 2**64-1).
+USAGE_OUT_OF_RANGE = "usage_out_of_range"
+MAX_TOKENS = 2**40
+
 
 def fill_usage(
     interaction: Interaction,
@@ -22,14 +26,26 @@ def fill_usage(
     route: Route,
 ) -> None:
     usage = assembler.usage
-    if usage:
-        interaction.prompt_tokens = _int(usage.get("prompt_tokens"))
-        interaction.completion_tokens = _int(usage.get("completion_tokens"))
-        details = usage.get("prompt_tokens_details") or {}
-        interaction.cached_tokens = _int(details.get("cached_tokens"))
-        interaction.reasoning_tokens = _int(
-            (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+    if isinstance(usage, dict) and usage:
+        prompt_details = usage.get("prompt_tokens_details")
+        completion_details = usage.get("completion_tokens_details")
+        reported = (
+            usage.get("prompt_tokens"),
+            usage.get("completion_tokens"),
+            prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None,
+            completion_details.get("reasoning_tokens")
+            if isinstance(completion_details, dict)
+            else None,
         )
+        counts = [_token_count(value) for value in reported]
+        (
+            interaction.prompt_tokens,
+            interaction.completion_tokens,
+            interaction.cached_tokens,
+            interaction.reasoning_tokens,
+        ) = counts
+        if any(v is not None and c is None for v, c in zip(reported, counts, strict=True)):
+            interaction.quality_flags = [*interaction.quality_flags, USAGE_OUT_OF_RANGE]
     elif interaction.status != ERROR or assembler.first_token_at is not None:
         # No usage from upstream (a provider that ignores stream_options, or a stream cut
         # short): count what we have, and say it is an estimate.
@@ -74,5 +90,9 @@ def _without_vectors(response: dict[str, Any]) -> dict[str, Any]:
     return {**response, "data": data}
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) else None
+def _token_count(value: Any) -> int | None:
+    """A count the upstream reported, or None when it is not a plausible one (not an integer,
+    negative, or beyond MAX_TOKENS, which keeps sums over millions of rows inside 64 bits)."""
+    if type(value) is int and 0 <= value <= MAX_TOKENS:
+        return value
+    return None

@@ -9,6 +9,7 @@ Every response, errors included, carries `Flywheel-Interaction-Id` and the
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 INTERACTION_HEADER = "Flywheel-Interaction-Id"
 VARIANT_HEADER = "Flywheel-Variant"
+# Flagged when tokens, cost or the normalized answer could not be derived from what came back.
+DERIVATION_FAILED = "derivation_failed"
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -114,22 +117,39 @@ class _Exchange:
         it.error_type, it.error_message = error.type, error.message
 
     def record(self, assembler: ResponseAssembler | None, answered: bool) -> None:
+        """Complete the interaction and hand it to the recorder. The row is recorded whatever
+        the derivations (answer, tokens, cost, flags, metrics) make of an odd message shape:
+        one that fails leaves the raw answer, a flag and a log line, never a lost row."""
         self.upstream_wait_ended()
         it = self.interaction
         it.latency_ms = self.elapsed_ms()
         app = self.request.app
         capture = app[CONFIG].capture.enabled
-        if assembler is not None:
-            if capture:
-                fill_answer(it, assembler, answered)
-            if assembler.first_token_at is not None and it.stream:
-                it.ttft_ms = self.elapsed_ms(assembler.first_token_at)
-            if self.route is not None:  # tokens and cost feed the metrics even without capture
-                fill_usage(it, assembler, app[PRICES], self.route)
-        app[METRICS].observe_request(it, self.upstream_seconds, self.error)
+        try:
+            self._derive(assembler, answered, capture)
+        except Exception:
+            log.exception("interaction %s: deriving its fields failed; recording it raw", it.id)
+            it.quality_flags = [*it.quality_flags, DERIVATION_FAILED]
+            if capture and answered and assembler is not None and it.response is None:
+                it.response = assembler.whole  # a whole body as it came; a stream has none
+        try:
+            app[METRICS].observe_request(it, self.upstream_seconds, self.error)
+        except Exception:
+            log.exception("interaction %s: metrics failed", it.id)
         app[RECENT_INTERACTIONS].completed(it)  # feedback may now name its response id
         if capture:
             app[RECORDER].record(it)
+
+    def _derive(self, assembler: ResponseAssembler | None, answered: bool, capture: bool) -> None:
+        if assembler is None:
+            return
+        it, app = self.interaction, self.request.app
+        if capture:
+            fill_answer(it, assembler, answered)
+        if assembler.first_token_at is not None and it.stream:
+            it.ttft_ms = self.elapsed_ms(assembler.first_token_at)
+        if self.route is not None:  # tokens and cost feed the metrics even without capture
+            fill_usage(it, assembler, app[PRICES], self.route)
 
 
 async def _proxy(request: web.Request, endpoint: str) -> web.StreamResponse:
@@ -241,7 +261,11 @@ async def _relay_body(exchange: _Exchange, upstream: UpstreamResponse) -> web.St
         )
         exchange.record(None, answered=False)
     else:
-        assembler.load(parsed if isinstance(parsed, dict) else {})
+        try:
+            assembler.load(parsed if isinstance(parsed, dict) else {})
+        except Exception:  # the client has its answer; `record` keeps the body as it came
+            log.exception("interaction %s: unreadable answer", it.id)
+            assembler.whole = parsed if isinstance(parsed, dict) else None
         exchange.record(assembler, answered=True)
     return response
 
@@ -266,12 +290,12 @@ async def _relay_stream(
         async for data in upstream.chunks:
             now = time.perf_counter()
             exchange.upstream_wait_ended(now)
-            out = assembler.feed(data, now)
+            out = _feed(assembler, exchange, data, now)
             if out:
                 await response.write(out)
             exchange.upstream_from = time.perf_counter()
         exchange.upstream_wait_ended()
-        tail = assembler.flush(time.perf_counter())
+        tail = _feed(assembler, exchange, None, time.perf_counter())
         if tail:
             await response.write(tail)
         await response.write_eof()
@@ -293,6 +317,19 @@ async def _relay_stream(
     return response
 
 
+def _feed(
+    assembler: ResponseAssembler, exchange: _Exchange, data: bytes | None, now: float
+) -> bytes:
+    """The assembler's `feed` (or `flush` at the end, for None), with anything it fails on
+    turned into an UpstreamError: the client then gets an error event, not a dropped stream."""
+    try:
+        return assembler.feed(data, now) if data is not None else assembler.flush(now)
+    except Exception as exc:
+        log.exception("interaction %s: unreadable stream", exchange.interaction.id)
+        provider = exchange.route.provider if exchange.route else "unknown"
+        raise UpstreamError(provider, "sent a stream that could not be read") from exc
+
+
 async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:
     try:
         await response.write(data)
@@ -311,4 +348,8 @@ def _parse(body: bytes | None) -> Any:
     try:
         return orjson.loads(body or b"")
     except orjson.JSONDecodeError:
+        pass
+    try:  # the stdlib reads what orjson refuses but is still JSON (lone surrogate escapes)
+        return json.loads(body or b"")
+    except (ValueError, RecursionError):
         return None

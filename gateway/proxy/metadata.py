@@ -13,6 +13,7 @@ from typing import Any
 from multidict import CIMultiDictProxy
 
 from gateway.errors import InvalidRequest
+from gateway.storable import clean_text
 
 # Bounds keep one client from writing unbounded metadata into every row.
 MAX_ID_LENGTH = 256
@@ -55,6 +56,22 @@ def _identifier(value: Any, param: str) -> str | None:
     return value
 
 
+def header_text(value: str | None) -> str | None:
+    """A header as the client meant it. aiohttp decodes header bytes as UTF-8 and keeps the
+    bytes that are not as lone surrogates, which no store can hold; those headers were sent in
+    ISO-8859-1, HTTP's historical charset (Python's http.client sends "José" so)."""
+    if value is None or value.isascii():
+        return value
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # not from a header's bytes; still make it storable
+        return clean_text(value)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
 def read_metadata(headers: CIMultiDictProxy[str], body: dict[str, Any]) -> RequestMetadata:
     """Collect metadata and strip the `flywheel` field from `body` (in place)."""
     extra = body.pop("flywheel", None)
@@ -62,7 +79,7 @@ def read_metadata(headers: CIMultiDictProxy[str], body: dict[str, Any]) -> Reque
         extra = {}
     if not isinstance(extra, dict):
         raise InvalidRequest("'flywheel' must be an object.", param="flywheel")
-    tags = parse_tags(headers.get("Flywheel-Tags", ""), "Flywheel-Tags")
+    tags = parse_tags(header_text(headers.get("Flywheel-Tags")) or "", "Flywheel-Tags")
     body_tags = extra.get("tags")
     if isinstance(body_tags, str):
         tags.update(parse_tags(body_tags, "flywheel.tags"))
@@ -73,11 +90,11 @@ def read_metadata(headers: CIMultiDictProxy[str], body: dict[str, Any]) -> Reque
             "'flywheel.tags' must be an object or 'k=v,...'.", param="flywheel.tags"
         )
     user = _identifier(extra.get("user"), "flywheel.user") or _identifier(
-        headers.get("Flywheel-User"), "Flywheel-User"
+        header_text(headers.get("Flywheel-User")), "Flywheel-User"
     )
     if user is None and isinstance(body.get("user"), str):
         user = _identifier(body["user"], "user")
     session = _identifier(extra.get("session"), "flywheel.session") or _identifier(
-        headers.get("Flywheel-Session"), "Flywheel-Session"
+        header_text(headers.get("Flywheel-Session")), "Flywheel-Session"
     )
     return RequestMetadata(user=user, session=session, tags=_check_tags(tags, "flywheel.tags"))

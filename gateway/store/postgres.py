@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from gateway.errors import StoreError
+from gateway.errors import RowsRejected, StoreError
 from gateway.interaction import COLUMNS, Interaction
 from gateway.store.base import load_migrations
 from gateway.store.postgres_review import PostgresExportRuns, PostgresReview, interaction_record
@@ -34,6 +34,18 @@ def _without_nul(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_nul(v) for v in value]
     return value
+
+
+# The server is fine but these values are not: out of range or not encodable server-side
+# (SQLSTATE 22xxx, 23xxx), or refused by asyncpg's encoders and orjson before sending (asyncpg's
+# client-side DataError is a ValueError, orjson's error a TypeError).
+_REFUSED_VALUES = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    ValueError,
+    TypeError,
+    OverflowError,
+)
 
 
 # jsonb travels in PostgreSQL's binary format: a version byte, then the JSON text. Handing
@@ -112,6 +124,8 @@ class PostgresStore(PostgresReview, PostgresExportRuns):
                 # executemany pipelines the batch in one round trip; COPY would be faster
                 # still but cannot skip ids that a spool replay already wrote.
                 await conn.executemany(_INSERT, [_row(row) for row in rows])
+        except _REFUSED_VALUES as exc:
+            raise RowsRejected(f"postgres refused the rows: {exc}") from exc
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"postgres insert failed: {exc}") from exc
 

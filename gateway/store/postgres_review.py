@@ -182,8 +182,8 @@ class PostgresReview:
             " count(*) FILTER (WHERE status = 'success') AS success,"
             " count(*) FILTER (WHERE status = 'error') AS error,"
             " count(*) FILTER (WHERE status = 'client_disconnected') AS client_disconnected,"
-            " sum(cost_usd) AS cost_usd, sum(prompt_tokens) AS prompt_tokens,"
-            " sum(completion_tokens) AS completion_tokens"
+            " sum(cost_usd) AS cost_usd, sum(prompt_tokens)::bigint AS prompt_tokens,"
+            " sum(completion_tokens)::bigint AS completion_tokens"
             f" FROM interactions i WHERE {where} GROUP BY requested_model, variant"
             " ORDER BY requested_model, variant"
         )

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import orjson
 
-from gateway.errors import StoreError
+from gateway.errors import RowsRejected, StoreError
 from gateway.interaction import COLUMNS, JSON_COLUMNS, Interaction
 from gateway.store.base import load_migrations
 from gateway.store.queries import TimeWindow
@@ -28,6 +28,17 @@ _JSON_INDEXES = [i for i, name in enumerate(COLUMNS) if name in JSON_COLUMNS]
 _INSERT = (
     f"INSERT INTO interactions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
     " ON CONFLICT (id) DO NOTHING"
+)
+
+
+# The database is fine but these values are not: text that is not UTF-8 (UnicodeEncodeError is a
+# ValueError), an integer beyond 64 bits, a type sqlite3 cannot bind, a constraint.
+_REFUSED_VALUES = (
+    ValueError,
+    OverflowError,
+    sqlite3.InterfaceError,
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
 )
 
 
@@ -119,15 +130,20 @@ class SQLiteStore(SQLiteReview, SQLiteExportRuns):
         await self._run(self._insert, [row.as_row() for row in rows])
 
     def _insert(self, rows: list[tuple[Any, ...]]) -> None:
-        # JSON encoding happens here, on the store's thread, not on the event loop.
-        params = [_to_sqlite(row) for row in rows]
+        try:
+            # JSON encoding happens here, on the store's thread, not on the event loop.
+            params = [_to_sqlite(row) for row in rows]
+        except TypeError as exc:  # orjson: a lone surrogate, a 65-bit number, too deep
+            raise RowsRejected(f"sqlite {self.path}: {exc}") from exc
         conn = self.conn
         conn.execute("BEGIN")
         try:
             conn.executemany(_INSERT, params)
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             conn.execute("ROLLBACK")
+            if isinstance(exc, _REFUSED_VALUES):
+                raise RowsRejected(f"sqlite {self.path}: {exc}") from exc
             raise
 
     async def get_interaction(self, interaction_id: str) -> dict[str, Any] | None:
