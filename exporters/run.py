@@ -4,11 +4,17 @@ Records stream from the store through the format into the files; only the dedup 
 each) and, when `max_examples` asks for a sample, that many records are held in memory. Without
 an output folder it is a dry run that counts what would be written (the admin API's preview),
 through exactly the same code.
+
+A row that a format's code cannot read (a stored body of a shape nobody expected: `tool_calls`
+that is `false`, a content part whose text is a list) is skipped and counted as `unformattable`,
+and logged once with its id: one such row must not end every later export, run after run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +34,11 @@ from gateway.config import AnonymizeConfig
 from gateway.store.base import Store
 
 MANIFEST = "manifest.json"
+log = logging.getLogger(__name__)
+# What code that walks a body of an unexpected shape raises: a bool where a list belongs, a list
+# where a string does, a key or an item that is not there, nesting too deep to walk. Anything
+# else is a bug in the exporter and still stops the run.
+_SHAPE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class _Tally:
     duplicate: int = 0
     too_long: int = 0
     not_sampled: int = 0
+    unformattable: Counter[str] = field(default_factory=Counter)  # by exception type
     latest_change: str | None = None
 
 
@@ -70,6 +82,19 @@ async def run_export(
     writer = CountOnly() if out_dir is None else fmt.open_writer(out_dir)
     sample = Sample(filters.max_examples, filters.seed) if filters.max_examples else None
     seen: set[int] = set()
+
+    def skip(source: str, exc: Exception) -> None:
+        tally.unformattable[type(exc).__name__] += 1
+        # Where, not the message: a message may quote the row's (personal) text.
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        log.warning(
+            "export %s: skipped %s, which it cannot format: %s at %s:%s",
+            fmt.name,
+            source,
+            type(exc).__name__,
+            Path(where.filename).name,
+            where.lineno,
+        )
 
     def emit(record: dict[str, Any], group: str) -> None:
         problems = fmt.check(record)
@@ -105,16 +130,19 @@ async def run_export(
         change = example.eligible_at
         if tally.latest_change is None or change > tally.latest_change:
             tally.latest_change = change
-        privacy.apply(example)
         try:
-            built = fmt.build(example)
+            privacy.apply(example)
+            for record, group in fmt.build(example):
+                emit(record, group)
         except Unusable as exc:
             tally.invalid[exc.reason] += 1
-            continue
-        for record, group in built:
-            emit(record, group)
+        except _SHAPE_ERRORS as exc:
+            skip(f"interaction {example.id}", exc)
     for record, group in fmt.finish():
-        emit(record, group)
+        try:
+            emit(record, group)
+        except _SHAPE_ERRORS as exc:
+            skip("a record built from several interactions", exc)
     if sample is not None:
         tally.not_sampled = sample.passed_over
         for split, record in sample.drain():
@@ -162,10 +190,12 @@ def _manifest(
                 "duplicate": tally.duplicate,
                 "too_long": tally.too_long,
                 "not_sampled": tally.not_sampled,
+                "unformattable": sum(tally.unformattable.values()),
             },
             "dropped_by_reason": {
                 "filtered": dict(sorted(tally.filtered.items())),
                 "invalid": dict(sorted(tally.invalid.items())),
+                "unformattable": dict(sorted(tally.unformattable.items())),
             },
         },
         "redactions": dict(sorted(privacy.redactions.items())),

