@@ -25,6 +25,7 @@ from gateway.appkeys import (
     KEYS,
     METRICS,
     METRICS_REGISTRY,
+    MIGRATIONS,
     PRICES,
     PROVIDERS,
     RECENT_INTERACTIONS,
@@ -50,6 +51,7 @@ from gateway.reload import handle_reload
 from gateway.routing import Router
 from gateway.spool import Spool
 from gateway.store import open_store
+from gateway.store.migrator import Migrations
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,10 @@ async def readyz(request: web.Request) -> web.Response:
     problem = recorder.problem() if request.app[CONFIG].capture.enabled else None
     if problem is not None:
         return json_response({"status": "unavailable", "recorder": problem}, status=503)
+    migrations = request.app[MIGRATIONS]
+    if migrations.pending:
+        detail = f"schema not migrated yet: {migrations.last_error}"
+        return json_response({"status": "unavailable", "store": detail}, status=503)
     try:
         await request.app[STORE].ping()
     except StoreError as exc:
@@ -107,12 +113,13 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    store = await open_store(config.storage.url, pool_size=config.storage.pool_size)
-    applied = await store.migrate()
-    if applied:
-        log.info("store: applied migrations %s", ", ".join(applied))
+    # Not connected yet: with the database down the worker still starts, and spools.
+    store = await open_store(config.storage.url, pool_size=config.storage.pool_size, connect=False)
     app[STORE] = store
+    app[MIGRATIONS] = migrations = Migrations(store)
+    await migrations.start()
     yield
+    await migrations.stop()
     await store.close()
 
 

@@ -17,6 +17,7 @@ from gateway.providers import Provider
 from gateway.recorder import Recorder
 from gateway.routing import Router
 from gateway.store import Store
+from gateway.store.migrator import Migrations
 
 CONFIG = web.AppKey("config", Config)
 ROUTER = web.AppKey("router", Router)
@@ -24,6 +25,7 @@ KEYS = web.AppKey("keys", KeyRing)
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 PROVIDERS = web.AppKey("providers", dict[str, Provider])
 STORE = web.AppKey("store", Store)
+MIGRATIONS = web.AppKey("migrations", Migrations)
 RECORDER = web.AppKey("recorder", Recorder)
 PRICES = web.AppKey("prices", PriceTable)
 IN_FLIGHT = web.AppKey("in_flight", InFlightLimit)

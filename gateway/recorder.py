@@ -276,17 +276,23 @@ class Recorder:
     async def _replay(self, segment: Segment) -> bool:
         """Store one segment's rows; rows the store refuses go to the dead letters, so one bad
         row cannot hold up the spool. False: the store went away meanwhile (retried later)."""
-        batches = segment.batches(self.batch_size)
-        while batch := await asyncio.to_thread(next, batches, None):
-            stored, unwritten = await self._insert(batch)
-            self.replayed += stored
-            if unwritten:
-                self.replay_failures += 1
-                log.warning("recorder: replay of %s interrupted", segment.path.name)
+        finished = False
+        try:
+            batches = segment.batches(self.batch_size)
+            while batch := await asyncio.to_thread(next, batches, None):
+                stored, unwritten = await self._insert(batch)
+                self.replayed += stored
+                if unwritten:
+                    self.replay_failures += 1
+                    log.warning("recorder: replay of %s interrupted", segment.path.name)
+                    return False
+            if segment.undecodable:
+                self.spool.dead_letter_lines(segment.undecodable)
+                self.dead_lettered += len(segment.undecodable)
+            finished = True
+        finally:  # cancelled at shutdown too: the lock and the file are let go either way
+            if finished:
+                segment.done()
+            else:
                 segment.release()
-                return False
-        if segment.undecodable:
-            self.spool.dead_letter_lines(segment.undecodable)
-            self.dead_lettered += len(segment.undecodable)
-        segment.done()
         return True

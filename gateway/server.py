@@ -24,7 +24,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.config import Config, load_config
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StoreError
 from gateway.feedback.tokens import share_generated_secret
 from gateway.metrics import mark_worker_dead, multiprocess_metrics
 from gateway.reload import SUPERVISOR_ENV, install_sighup
@@ -66,7 +66,10 @@ def serve(config: Config, *, host: str | None = None, port: int | None = None) -
     if workers == 1 and not scheduled:
         run_worker(config, bind_host, bind_port, reuse_port=False)
         return
-    asyncio.run(_migrate(config))  # once, before the workers race to do it
+    try:
+        asyncio.run(_migrate(config))  # once, before the workers race to do it
+    except StoreError as exc:  # the workers start anyway, and migrate once it answers
+        log.warning("store: cannot migrate at start (%s); the workers will retry", exc)
     share_generated_secret(config)  # workers must agree on feedback tokens
     with multiprocess_metrics():
         Supervisor(config, bind_host, bind_port, workers).run()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from gateway.storable import REPLACED_FLAG
 from tests.conftest import base_config
 from tests.fake_upstream import FakeUpstream
 from tests.harness import GatewayHarness, start_gateway
+from tests.serving import free_port
 from tests.test_recorder import _interaction
 
 CHAT = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
@@ -277,3 +279,55 @@ async def test_a_dead_writer_fails_readyz_and_shutdown_spools_what_it_says(
     for row in rows:
         assert row.id.encode() in spooled
     assert b"Jos\\\\xe9" in spooled
+
+
+async def test_a_gateway_starts_and_answers_while_sqlite_is_locked_then_catches_up(
+    upstream: FakeUpstream, sqlite_url: str, tmp_path: Path
+) -> None:
+    """A replacement worker started during an outage serves (rows wait in the spool), reports
+    not ready, then migrates and stores everything once the lock is gone."""
+    path = sqlite_url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    config = _config(upstream, sqlite_url, tmp_path)
+    gateway = await start_gateway(config)
+    try:
+        ids = [await _post(gateway, CHAT) for _ in range(3)]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{gateway.base_url}/readyz") as response,
+        ):
+            assert response.status == 503
+        holder.execute("ROLLBACK")
+        holder.close()
+        for interaction_id in ids:
+            assert (await gateway.row(interaction_id, wait=30))["status"] == "success"
+        await _still_recording(gateway)
+    finally:
+        await gateway.stop()
+
+
+async def test_a_gateway_starts_with_postgres_unreachable(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    config = _config(upstream, f"postgresql://flywheel@127.0.0.1:{free_port()}/none", tmp_path)
+    gateway = await start_gateway(config)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{gateway.api_url}/chat/completions", json=CHAT) as answer:
+                assert answer.status == 200
+                interaction_id = answer.headers[INTERACTION_HEADER]
+            async with session.get(f"{gateway.base_url}/readyz") as ready:
+                assert ready.status == 503
+                assert "schema not migrated" in (await ready.json())["store"]
+        for _ in range(100):  # the row waits in the spool for the database
+            if interaction_id.encode() in _spooled(tmp_path):
+                break
+            await asyncio.sleep(0.05)
+        assert interaction_id.encode() in _spooled(tmp_path)
+    finally:
+        await gateway.stop()
+
+
+def _spooled(tmp_path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in (tmp_path / "spool").glob("*.jsonl"))

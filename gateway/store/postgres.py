@@ -87,16 +87,24 @@ class PostgresStore(PostgresReview, PostgresExportRuns):
         self._pool = pool
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = 10) -> PostgresStore:
+    async def open(cls, url: str, *, pool_size: int = 10, connect: bool = True) -> PostgresStore:
         try:
+            # min_size 0: the pool connects on first use, so a gateway starts with the database
+            # down (and connects later); 1: a CLI command finds out at once.
             pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=pool_size, init=_init_connection
+                url, min_size=1 if connect else 0, max_size=pool_size, init=_init_connection
             )
         except (OSError, asyncpg.PostgresError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
         return cls(pool)
 
     async def migrate(self) -> list[str]:
+        try:
+            return await self._migrate()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreError(f"postgres migration failed: {exc}") from exc
+
+    async def _migrate(self) -> list[str]:
         applied = []
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)

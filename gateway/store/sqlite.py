@@ -58,26 +58,32 @@ class SQLiteStore(SQLiteReview, SQLiteExportRuns):
         self._closed = False
 
     @classmethod
-    async def open(cls, url: str) -> SQLiteStore:
+    async def open(cls, url: str, *, connect: bool = True) -> SQLiteStore:
         store = cls(sqlite_path(url))
-        try:
-            await store._run(store._connect)
-        except StoreError:
-            store._executor.shutdown(wait=False)
-            raise
+        if connect:
+            try:
+                await store._run(lambda: store.conn)
+            except StoreError:
+                store._executor.shutdown(wait=False)
+                raise
         return store
 
-    def _connect(self) -> None:
+    def _connect(self) -> sqlite3.Connection:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable across application crashes in WAL mode; only a power loss can
-        # drop the last transactions, which FULL would guard at a large write cost.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable across application crashes in WAL mode; only a power loss can
+            # drop the last transactions, which FULL would guard at a large write cost.
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()  # locked meanwhile: the next call tries again
+            raise
         self._conn = conn
+        return conn
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
@@ -90,9 +96,10 @@ class SQLiteStore(SQLiteReview, SQLiteExportRuns):
 
     @property
     def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
+        """The connection, opened on first use (only ever on the store's own thread)."""
+        if self._closed:
             raise StoreError("sqlite store is closed")
-        return self._conn
+        return self._conn if self._conn is not None else self._connect()
 
     async def migrate(self) -> list[str]:
         return await self._run(self._migrate)
