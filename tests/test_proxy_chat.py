@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import pytest
 
 from gateway.proxy.handlers import INTERACTION_HEADER
@@ -196,3 +197,24 @@ def _weather_tool() -> dict:
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
         },
     }
+
+
+async def test_credentials_in_the_body_are_neither_forwarded_nor_stored(
+    gateway: GatewayHarness, upstream: FakeUpstream
+) -> None:
+    client = gateway.client()
+    raw = await client.chat.completions.with_raw_response.create(
+        model="fake-chat",
+        messages=MESSAGES,
+        max_tokens=20,
+        extra_body={
+            "api_key": "sk-in-the-body-0001",
+            "openai_api_key": "sk-in-the-body-0002",
+            "Authorization": "Bearer sk-in-the-body-0003",
+        },
+    )
+    forwarded = upstream.requests[-1].body
+    assert forwarded is not None and forwarded["max_tokens"] == 20
+    row = await gateway.row(raw.headers[INTERACTION_HEADER])
+    for sent in (forwarded, row["request"]):
+        assert "sk-in-the-body" not in orjson.dumps(sent).decode()

@@ -37,6 +37,7 @@ from gateway.ids import uuid7
 from gateway.interaction import CLIENT_DISCONNECTED, ERROR, Interaction
 from gateway.providers import UpstreamResponse
 from gateway.proxy.assembler import ResponseAssembler
+from gateway.proxy.body_secrets import strip_secrets
 from gateway.proxy.capture import fill_answer, fill_usage
 from gateway.proxy.metadata import read_metadata
 from gateway.routing import Route
@@ -172,6 +173,8 @@ async def _prepare(exchange: _Exchange, endpoint: str) -> tuple[dict[str, Any], 
     """Validate and rewrite the body for upstream; fills the interaction as it learns."""
     request, it = exchange.request, exchange.interaction
     body = await _read_json(request)
+    if stripped := strip_secrets(body):
+        log.info("interaction %s: dropped credential fields %s from the body", it.id, stripped)
     meta = read_metadata(request.headers, body)
     it.user, it.session, it.tags = meta.user, meta.session, meta.tags
     model = body.get("model")
