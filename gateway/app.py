@@ -62,7 +62,8 @@ def create_app(config: Config) -> web.Application:
     cors = FeedbackCors(config.server.cors_origins)  # outermost: error answers get CORS too
     app = web.Application(
         client_max_size=config.server.max_body_bytes,
-        middlewares=[cors.middleware, error_middleware, limit.middleware, auth_middleware(keys)],
+        # Auth before the in-flight cap: no slot is spent on a request without a key.
+        middlewares=[cors.middleware, error_middleware, auth_middleware(keys), limit.middleware],
     )
     app[CONFIG] = config
     app[KEYS] = keys

@@ -5,6 +5,9 @@ the time taken says nothing about how close a guess was. The client's `Authoriza
 never forwarded upstream nor stored: only the key's configured *name* reaches the record.
 `POST /v1/feedback` also accepts, instead of a key, the feedback token of the interaction it is
 about (gateway/feedback/tokens.py), which is how browsers give feedback.
+
+Authentication runs before the in-flight cap (gateway/overload.py): a request that has not
+shown a key must never hold a slot that keyed callers need.
 """
 
 from __future__ import annotations
@@ -17,13 +20,18 @@ from aiohttp import web
 from gateway.config import ApiKey, AuthConfig
 from gateway.errors import AuthenticationFailed, PermissionDenied
 
-KEY_NAME = web.RequestKey("api_key_name", str)  # the authenticated key's name
+API_KEY = web.RequestKey("api_key", ApiKey)  # the authenticated key
+KEY_NAME = web.RequestKey("api_key_name", str)  # its name, which is what records keep
+# A keyless `POST /v1/feedback`, let through so the handler can check its feedback token (which
+# may be in the body): not authenticated yet, so it takes no in-flight slot.
+AWAITING_TOKEN = web.RequestKey("awaiting_feedback_token", bool)
+ADMIN = "admin"
 
 
 def scope_for(path: str) -> str | None:
     """The scope a route needs; None for public routes (health, readiness, metrics)."""
     if path.startswith("/admin"):
-        return "admin"
+        return ADMIN
     if path.startswith("/v1/feedback"):
         return "feedback"
     if path.startswith("/v1/"):
@@ -44,15 +52,33 @@ class KeyRing:
         return bool(self._by_digest)
 
     def authenticate(self, authorization: str | None, scope: str) -> ApiKey:
-        token = (authorization or "").removeprefix("Bearer ").strip()
-        if not token:
-            raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>'.")
+        token = bearer_token(authorization)
         key = self._by_digest.get(_digest(token))
         if key is None or not hmac.compare_digest(key.key.encode(), token.encode()):
             raise AuthenticationFailed("Incorrect API key provided.")
         if scope not in key.scopes:
             raise PermissionDenied(f"API key '{key.name}' lacks the '{scope}' scope.")
         return key
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The key of an `Authorization: Bearer <key>` header (the scheme in any case, RFC 9110).
+
+    Strict: a bare key is refused rather than guessed at, and a key is printable ASCII (RFC 6750's
+    token characters are a subset) - aiohttp hands undecodable header bytes over as surrogate
+    escapes, which must end in a 401 here rather than a UnicodeEncodeError later.
+    """
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    if not scheme:
+        raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>'.")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationFailed(
+            "Malformed Authorization header: send the key as 'Authorization: Bearer <key>'."
+        )
+    if not (token.isascii() and token.isprintable()):
+        raise AuthenticationFailed("Incorrect API key provided.")
+    return token
 
 
 def _digest(key: str) -> bytes:
@@ -68,8 +94,10 @@ def auth_middleware(keys: KeyRing):
             if authorization is None and scope == "feedback":
                 # A browser holds a feedback token (header or body), not a key: the feedback
                 # handler checks the token, and refuses a request that has neither.
+                request[AWAITING_TOKEN] = True
                 return await handler(request)
             key = keys.authenticate(authorization, scope)
+            request[API_KEY] = key
             request[KEY_NAME] = key.name
         return await handler(request)
 

@@ -1,17 +1,25 @@
-"""Reading a JSON request body once, with the errors OpenAI clients expect (413, 415, 400).
+"""Reading a JSON request body once, with the errors OpenAI clients expect (413, 415, 408, 400).
 
 The size is checked against `Content-Length` before a byte is read, so an oversized body is
-refused without being buffered.
+refused without being buffered. The whole body must arrive within `BODY_READ_SECONDS`: a client
+that trickles a byte now and then would otherwise hold its connection (and, once authenticated,
+an in-flight slot) for as long as it likes.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from gateway.errors import InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+
+# A module constant rather than a `server.` setting (config.py is another part's to change): at
+# 60 s, a body of the default 10 MiB `server.max_body_bytes` still arrives over ~1.4 Mbit/s,
+# while a connection that sends nothing useful is let go within a minute.
+BODY_READ_SECONDS = 60.0
 
 
 async def read_json(request: web.Request, limit: int, expected: str = "a JSON object") -> Any:
@@ -23,9 +31,20 @@ async def read_json(request: web.Request, limit: int, expected: str = "a JSON ob
             f"Content-Type must be application/json, got '{request.content_type}'."
         )
     try:
-        raw = await request.read()
+        async with asyncio.timeout(BODY_READ_SECONDS):
+            raw = await request.read()
+    except TimeoutError:
+        raise RequestTimeout(
+            f"The request body did not arrive within {BODY_READ_SECONDS:g} seconds."
+        ) from None
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.") from None
+    except web.RequestPayloadError as exc:
+        # aiohttp could not decode the body (a broken chunk, a `Content-Encoding` that does not
+        # decode): the client's fault, and a 500 text/plain without this. Its message ends with
+        # the reason, after a "400, message:" preamble.
+        reason = str(exc).splitlines()[-1].strip()
+        raise InvalidRequest(f"The request body could not be read: {reason}.") from None
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:

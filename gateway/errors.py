@@ -10,6 +10,7 @@
         ├── PermissionDenied        403 key lacks the route's scope; another interaction's token
         ├── NotFound                404 no such interaction (feedback, admin API)
         ├── ModelNotFound           404 requested model is not configured
+        ├── RequestTimeout          408 body not received within the read deadline
         ├── PayloadTooLarge         413 body over server.max_body_bytes
         ├── UnsupportedMediaType    415 body is not application/json
         ├── ValidationFailed        422 well-formed JSON with bad fields (each one named)
@@ -101,6 +102,12 @@ class ModelNotFound(ApiError):
             f"The model `{model}` does not exist or is not configured in this gateway.",
             param="model",
         )
+
+
+class RequestTimeout(ApiError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
 
 
 class PayloadTooLarge(ApiError):

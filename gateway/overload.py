@@ -3,6 +3,10 @@
 Queueing without bound is how a gateway under a burst runs out of memory and times out every
 caller instead of some. Rejected requests are cheap (no parsing, no record) and carry
 `Retry-After`, which the OpenAI SDKs honour with their built-in retries.
+
+The cap sits after authentication, and a request still waiting to show its feedback token takes
+no slot: otherwise unauthenticated clients that trickle their bodies could fill every slot and
+turn each keyed caller away (bodies are read with a deadline, gateway/bodies.py).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway.auth import AWAITING_TOKEN
 from gateway.errors import Overloaded
 from gateway.http_errors import error_response
 
@@ -24,6 +29,8 @@ class InFlightLimit:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/v1/"):
             return await handler(request)  # health, readiness and metrics must always answer
+        if request.get(AWAITING_TOKEN):
+            return await handler(request)  # not authenticated yet: see the module docstring
         if self.in_flight >= self.limit:
             self.rejected += 1
             error = Overloaded(

@@ -303,7 +303,9 @@ async def keyed_gateway(
     config["auth"] = {
         "keys": [
             {"name": "app", "key": "fw-app-key", "scopes": ["inference"]},
-            {"name": "reviews", "key": "fw-feedback-key", "scopes": ["feedback"]},
+            # Admin too: it rates the app's interactions, and a key without the admin scope
+            # may rate only its own (tests/test_auth_edges.py).
+            {"name": "reviews", "key": "fw-feedback-key", "scopes": ["feedback", "admin"]},
             {"name": "ops", "key": "fw-ops-key", "scopes": ["admin"]},
         ]
     }

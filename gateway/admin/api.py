@@ -6,7 +6,8 @@
     GET /admin/failures             recent failed calls with their error and request
 
 Each handler parses its query (admin/params.py), asks the store one thing at a time, and shapes
-the answer; the SQL lives in the store engines.
+the answer; the SQL lives in the store engines. Listings show bounded previews of each row
+(admin/previews.py); one interaction's route shows it whole.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from gateway.admin.params import encode_cursor, interaction_query, time_window
+from gateway.admin.previews import preview
 from gateway.admin.stats import report
 from gateway.appkeys import STORE
 from gateway.errors import NotFound, StoreError, StoreUnavailable, ValidationFailed
@@ -91,7 +93,7 @@ async def _page(
     rows = await stored(request.app[STORE].list_interactions(extra))
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    data = rows if fields is None else [{name: row[name] for name in fields} for row in rows]
+    data = [{name: preview(row[name]) for name in fields or row} for row in rows]
     return {
         "object": "list",
         "data": data,

@@ -14,6 +14,7 @@ the run's id at once, and the run row shows its progress.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from exporters.offload import ExportProcess
 from exporters.params import parse_filters
 from exporters.run import ExportRequest
 from gateway.admin.api import stored
+from gateway.admin.params import listing_limit
 from gateway.appkeys import CONFIG, STORE
 from gateway.bodies import read_json
 from gateway.errors import ConfigError, NotFound, ValidationFailed
@@ -32,6 +34,8 @@ from gateway.ids import uuid7
 
 EXPORT_PROCESS = web.AppKey("export_process", ExportProcess)
 _BODY_LIMIT = 64 * 1024
+_START_FIELDS = ("job", "all", "format", "filters", "max_tokens")
+_SCALARS = (str, int, float, bool)
 
 
 def add_routes(app: web.Application) -> None:
@@ -62,15 +66,25 @@ async def start(request: web.Request) -> web.Response:
     body = await read_json(request, _BODY_LIMIT)
     if not isinstance(body, dict):
         raise ValidationFailed("The body must be a JSON object.")
+    unknown = [name for name in body if name not in _START_FIELDS]
+    if unknown:
+        expected = ", ".join(_START_FIELDS)
+        raise ValidationFailed(f"`{unknown[0]}` is not a field ({expected}).", param=unknown[0])
     config = request.app[CONFIG]
     run_id = str(uuid7())
     if "job" in body:
-        if body["job"] not in config.exports:
-            raise NotFound(f"No export job {body['job']!r} in the config.", param="job")
-        spec = {"job": body["job"], "all": bool(body.get("all")), "id": run_id}
+        job, run_all = body["job"], body.get("all", False)
+        if not isinstance(job, str):
+            raise ValidationFailed("`job` must be a string.", param="job")
+        if not isinstance(run_all, bool):
+            raise ValidationFailed("`all` must be true or false.", param="all")
+        if job not in config.exports:
+            raise NotFound(f"No export job {job!r} in the config.", param="job")
+        spec = {"job": job, "all": run_all, "id": run_id}
         request.app[EXPORT_PROCESS].start(config, "job", spec)
     else:
-        filters = body.get("filters") or {}
+        filters = body.get("filters")
+        filters = {} if filters is None else filters
         if not isinstance(filters, dict):
             raise ValidationFailed("`filters` must be an object.", param="filters")
         export = _request(body.get("format"), body.get("max_tokens"), filters)
@@ -81,10 +95,7 @@ async def start(request: web.Request) -> web.Response:
 
 
 async def list_runs(request: web.Request) -> web.Response:
-    try:
-        limit = min(int(request.query.get("limit", 50)), 500)
-    except ValueError:
-        raise ValidationFailed("`limit` must be a number.", param="limit") from None
+    limit = listing_limit(request.query)
     runs = await stored(
         request.app[STORE].export_runs(
             job=request.query.get("job"), status=request.query.get("status"), limit=limit
@@ -127,13 +138,49 @@ async def _run(request: web.Request) -> dict[str, Any]:
 
 
 def _request(fmt: Any, max_tokens: Any, filters: dict[str, Any]) -> ExportRequest:
-    if fmt not in FORMATS:
+    """From a query string (preview: every value a string) or a POST body (any JSON)."""
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise ValidationFailed(f"`format` must be one of {', '.join(FORMATS)}.", param="format")
+    options = FormatOptions(max_tokens=_max_tokens(max_tokens))
+    for name, value in filters.items():
+        _check_plain(name, value)
     try:
-        options = FormatOptions(max_tokens=int(max_tokens or FormatOptions().max_tokens))
-    except ValueError:
-        raise ValidationFailed("`max_tokens` must be a number.", param="max_tokens") from None
-    try:
-        return ExportRequest(str(fmt), parse_filters(filters, "filters"), options)
+        parsed = parse_filters(filters, "filters")
     except ConfigError as exc:
         raise ValidationFailed(str(exc), param=str(exc).split(":")[0]) from None
+    for name in ("since", "until"):
+        moment = getattr(parsed, name)
+        try:
+            if moment is not None:
+                moment.astimezone(UTC)
+        except OverflowError:
+            # Else the run fails later, in the export process, when the driver converts it.
+            message = f"`filters.{name}` is outside the years 1 to 9999 in UTC."
+            raise ValidationFailed(message, param=f"filters.{name}") from None
+    return ExportRequest(fmt, parsed, options)
+
+
+def _max_tokens(value: Any) -> int:
+    """A whole number of tokens, at least 1: a JSON integer, or digits in a query string."""
+    if value is None:
+        return FormatOptions().max_tokens
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValidationFailed("`max_tokens` must be a positive integer.", param="max_tokens")
+    return value
+
+
+def _check_plain(name: str, value: Any) -> None:
+    """A filter is text, a number, a boolean or a list of those (`tags`: an object of them).
+    parse_filters would turn any structure into its text; a client sending one means
+    something else, so it is named instead."""
+    if name == "tags" and isinstance(value, dict):
+        items = list(value.values())
+    else:
+        items = value if isinstance(value, list) else [value]
+    if any(item is not None and not isinstance(item, _SCALARS) for item in items):
+        raise ValidationFailed(
+            f"`filters.{name}` must be a string, a number, a boolean or a list of those.",
+            param=f"filters.{name}",
+        )

@@ -88,6 +88,16 @@ def time_window(params: MultiMapping[str]) -> TimeWindow:
     return window
 
 
+def listing_limit(params: MultiMapping[str]) -> int:
+    """`limit` alone, for listings that take other parameters as they come (export runs)."""
+    problems: list[tuple[str, str]] = []
+    values = {"limit": DEFAULT_LIMIT}
+    if "limit" in params:
+        _collect(problems, values, "limit", "limit", _int_between(1, MAX_LIMIT), params["limit"])
+    _raise(problems)
+    return values["limit"]
+
+
 def encode_cursor(row: dict[str, Any]) -> str:
     raw = orjson.dumps([row["created_at"], row["id"]])
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
@@ -97,8 +107,8 @@ def decode_cursor(value: str) -> Cursor:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
         created_at, row_id = orjson.loads(raw)
-        return Cursor(datetime.fromisoformat(created_at), str(uuid.UUID(row_id)))
-    except (binascii.Error, orjson.JSONDecodeError, TypeError, ValueError):
+        return Cursor(_utc(datetime.fromisoformat(created_at)), str(uuid.UUID(row_id)))
+    except (binascii.Error, orjson.JSONDecodeError, TypeError, ValueError, OverflowError):
         raise _Bad("is not a cursor this API returned (use next_cursor as is)") from None
 
 
@@ -147,7 +157,16 @@ def _timestamp(value: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise _Bad(f"must be an ISO 8601 time like 2025-06-01T12:00:00Z, got {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return _utc(parsed)
+    except OverflowError:
+        raise _Bad(f"is outside the years 1 to 9999 in UTC, got {value!r}") from None
+
+
+def _utc(moment: datetime) -> datetime:
+    """In UTC, as the stores compare times; OverflowError when that leaves the years 1-9999
+    (`0001-01-01T00:00+01:00`), which the engines' drivers would otherwise raise mid-query."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _text(value: str) -> str:
@@ -173,7 +192,8 @@ def _choice(allowed: tuple[str, ...]) -> Callable[[str], str]:
 
 def _int_between(low: int, high: int) -> Callable[[str], int]:
     def check(value: str) -> int:
-        if not value.isdigit() or not low <= int(value) <= high:
+        # isascii: `isdigit` also holds for "²" and other digits that `int` refuses.
+        if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
             raise _Bad(f"must be an integer from {low} to {high}, got {value!r}")
         return int(value)
 

@@ -7,6 +7,10 @@ Which interaction an item is about, in order: its `interaction_id`; its `respons
 the ids this process saw lately, then the store; or the interaction of its feedback token. An
 id is accepted when this process issued it lately (its row may still sit in the recorder's
 queue or spool), when a valid token vouches for it, or when its row is stored; else 404.
+
+With API keys configured, a key without the `admin` scope may only rate interactions it made
+itself (or that a feedback token vouches for): another key's interaction answers the same 404
+as an unknown id, so a key cannot learn which ids exist.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from gateway.appkeys import CONFIG, FEEDBACK_TOKENS, KEYS, METRICS, RECENT_INTERACTIONS, STORE
-from gateway.auth import KEY_NAME
+from gateway.auth import ADMIN, API_KEY, KEY_NAME
 from gateway.bodies import read_json
 from gateway.errors import (
     AuthenticationFailed,
@@ -36,6 +41,9 @@ from gateway.http_errors import json_response
 from gateway.ids import uuid7
 from gateway.metrics import feedback_events
 
+if TYPE_CHECKING:
+    from gateway.store import Store
+
 # How long past `capture.flush_interval` a correction waits for its answer's row when it came
 # in before the recorder wrote it; after that its edit distance is left null.
 _ANSWER_WAIT_SECONDS = 1.0
@@ -51,7 +59,7 @@ async def post_feedback(request: web.Request) -> web.Response:
     items, batch = parse_body(body, header_token=header_token is not None)
     grants = _grants(request, items, header_token)
     try:
-        interaction_ids, models = await _resolve(app, items, grants)
+        interaction_ids, models = await _resolve(app, items, grants, _owner(request))
         rows = _events(items, interaction_ids, request.get(KEY_NAME))
         await _measure_corrections(app, rows)
         stored = await app[STORE].insert_feedback(rows)
@@ -98,8 +106,18 @@ def _grants(
     return grants
 
 
+def _owner(request: web.Request) -> str | None:
+    """The key whose own interactions are all this request may rate; None: any interaction
+    (no keys configured, a feedback token alone, or a key with the admin scope)."""
+    key = request.get(API_KEY)
+    return None if key is None or ADMIN in key.scopes else key.name
+
+
 async def _resolve(
-    app: web.Application, items: Sequence[FeedbackItem], grants: Sequence[str | None]
+    app: web.Application,
+    items: Sequence[FeedbackItem],
+    grants: Sequence[str | None],
+    owner: str | None,
 ) -> tuple[list[str], dict[str, Labels]]:
     """The interaction id of each item, and the (model, variant) of those looked up in the
     store; PermissionDenied or NotFound naming the items."""
@@ -122,9 +140,11 @@ async def _resolve(
                 param=_link_param(item),
                 code="token_interaction_mismatch",
             )
-    vouched = [id_ in recent or id_ == grant for id_, grant in zip(ids, grants, strict=True)]
+    vouched = [
+        id_ == grant or recent.issued(id_, owner) for id_, grant in zip(ids, grants, strict=True)
+    ]
     to_check = [id_ for id_, ok in zip(ids, vouched, strict=True) if id_ and not ok]
-    stored = await store.interaction_models(to_check) if to_check else {}
+    stored = await _stored(store, list(dict.fromkeys(to_check)), owner)
     unknown = [
         item
         for item, id_, ok in zip(items, ids, vouched, strict=True)
@@ -136,6 +156,22 @@ async def _resolve(
         )
         raise NotFound(f"No such interaction: {listed}.", param=_link_param(unknown[0]))
     return [id_ for id_ in ids if id_ is not None], stored
+
+
+async def _stored(store: Store, ids: list[str], owner: str | None) -> dict[str, Labels]:
+    """Those of `ids` whose row is stored (and made by `owner`, if given): id -> labels."""
+    if not ids:
+        return {}
+    if owner is None:
+        return await store.interaction_models(ids)
+    # The store has no query for rows' key names, so each row is read whole. Rare: ids this
+    # process issued lately were checked against RECENT_INTERACTIONS without a read.
+    found: dict[str, Labels] = {}
+    for id_ in ids:
+        row = await store.get_interaction(id_)
+        if row is not None and row["api_key_name"] == owner:
+            found[id_] = (row["requested_model"], row["variant"])
+    return found
 
 
 def _link_param(item: FeedbackItem) -> str:

@@ -7,6 +7,9 @@ by this very process: the row is on its way, and the feedback is accepted.
 Bounded: the oldest entries go first (`OrderedDict.popitem(last=False)` is O(1), unlike popping
 the head of a plain dict, which degrades as deleted slots pile up at its front). Per process:
 another worker's ids are unknown here, which is what the feedback token is for.
+
+Each id also keeps the name of the API key that made it, once known, so feedback from a key can
+be held to that key's own interactions without a database read.
 """
 
 from __future__ import annotations
@@ -16,27 +19,29 @@ from collections import OrderedDict
 from gateway.interaction import Interaction
 
 Labels = tuple[str | None, str | None]  # (requested model, variant), for feedback metrics
+_Entry = tuple[Labels | None, str | None]  # labels once answered, the API key's name
 
 
 class RecentInteractions:
     def __init__(self, capacity: int):
         self.capacity = capacity
-        self._ids: OrderedDict[str, Labels | None] = OrderedDict()
+        self._ids: OrderedDict[str, _Entry] = OrderedDict()
         self._by_response: OrderedDict[str, str] = OrderedDict()
 
-    def add(self, interaction_id: str) -> None:
+    def add(self, interaction_id: str, key_name: str | None = None) -> None:
         """As the id is issued, on the hot path of every request: a dict insert, and at most
         one eviction."""
         if not self.capacity:
             return
-        self._ids[interaction_id] = None
+        self._ids[interaction_id] = (None, key_name)
         if len(self._ids) > self.capacity:
             self._ids.popitem(last=False)
 
     def completed(self, interaction: Interaction) -> None:
         """Once answered: its response id and model become known (the id keeps its place)."""
         if interaction.id in self._ids:
-            self._ids[interaction.id] = (interaction.requested_model, interaction.variant)
+            labels = (interaction.requested_model, interaction.variant)
+            self._ids[interaction.id] = (labels, interaction.api_key_name)
         if interaction.response_id and self.capacity:
             self._by_response[interaction.response_id] = interaction.id
             if len(self._by_response) > self.capacity:
@@ -52,4 +57,11 @@ class RecentInteractions:
         return self._by_response.get(response_id)
 
     def labels(self, interaction_id: str) -> Labels | None:
-        return self._ids.get(interaction_id)
+        entry = self._ids.get(interaction_id)
+        return None if entry is None else entry[0]
+
+    def issued(self, interaction_id: str | None, key_name: str | None = None) -> bool:
+        """Issued by this process lately; with `key_name`, to that API key (False while the
+        key is not known: not passed to `add`, and not answered yet)."""
+        entry = self._ids.get(interaction_id) if interaction_id is not None else None
+        return entry is not None and (key_name is None or entry[1] == key_name)

@@ -69,6 +69,9 @@ class FeedbackTokens:
 
     def verify(self, token: str, now: float | None = None) -> VerifiedToken:
         """The interaction a token speaks for; AuthenticationFailed if forged or expired."""
+        if not token.isascii():
+            # Every token we issue is ASCII; `hmac.compare_digest` raises TypeError on others.
+            raise _invalid("The feedback token is malformed.")
         body, _, signature = token.rpartition(".")
         parts = body.split(".")
         if (

@@ -95,7 +95,7 @@ class _Exchange:
             FEEDBACK_TOKEN_HEADER: request.app[FEEDBACK_TOKENS].issue(self.interaction.id),
         }
         # Feedback may come before the recorder writes the row: this id is known to be coming.
-        request.app[RECENT_INTERACTIONS].add(self.interaction.id)
+        request.app[RECENT_INTERACTIONS].add(self.interaction.id, self.interaction.api_key_name)
         self.route: Route | None = None
         self.error: ApiError | None = None
         # Time spent waiting on the provider (None: never called), for the overhead metric.
