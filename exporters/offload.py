@@ -58,13 +58,10 @@ async def _act(config: Config, action: str, spec: dict[str, Any]) -> Any:
     from exporters.run import run_export
     from gateway.store import open_store
 
-    store = await open_store(config.storage.url, pool_size=2)
-    try:
+    async with open_store(config.storage.url, pool_size=2) as store:
         if action == "preview":
             return await run_export(store, config.anonymize, spec["request"], None)
         if action == "job":
             return await run_job(store, config, spec["job"], full=spec["all"], run_id=spec["id"])
         out = Path(config.storage.exports_dir)
         return await run_recorded(store, config, spec["request"], out, run_id=spec["id"])
-    finally:
-        await store.close()

@@ -41,8 +41,7 @@ async def run_scheduler(
     metrics: Metrics | None = None,
 ) -> None:
     planned = schedules(config)
-    store = await open_store(config.storage.url, pool_size=2)
-    try:
+    async with open_store(config.storage.url, pool_size=2) as store:
         firings = {name: schedule.next_after(clock()) for name, schedule in planned.items()}
         while not stop.is_set() and firings:
             name = min(firings, key=firings.__getitem__)
@@ -61,8 +60,6 @@ async def run_scheduler(
                 if metrics is not None and run["status"] == SUCCEEDED:
                     metrics.observe_export(name, run["rows"] or 0)
             firings[name] = planned[name].next_after(max(clock(), firings[name]))
-    finally:
-        await store.close()
 
 
 def scheduler_main(config: Config) -> None:

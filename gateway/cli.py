@@ -158,11 +158,8 @@ def _experiments(config: Config, args: argparse.Namespace) -> None:
     window = TimeWindow(since=_timestamp(args.since), until=_timestamp(args.until))
 
     async def run() -> dict[str, Any]:
-        store = await open_store(config.storage.url)
-        try:
+        async with open_store(config.storage.url) as store:
             return await compute_readout(store, config, args.model, control, window)
-        finally:
-            await store.close()
 
     result = asyncio.run(run())
     print(json.dumps(result, indent=2) if args.json else format_readout(result))
@@ -225,11 +222,8 @@ def _export_job(config: Config, args: argparse.Namespace) -> int:
     from gateway.store import open_store
 
     async def run() -> dict[str, Any] | None:
-        store = await open_store(config.storage.url)
-        try:
+        async with open_store(config.storage.url) as store:
             return await run_job(store, config, args.job, full=args.all)
-        finally:
-            await store.close()
 
     run_row = asyncio.run(run())
     if run_row is None:
@@ -282,11 +276,8 @@ def _export(config: Config, args: argparse.Namespace) -> int | None:
     request = ExportRequest(args.format, filters, FormatOptions(max_tokens=args.max_tokens))
 
     async def run() -> dict[str, Any]:
-        store = await open_store(config.storage.url)
-        try:
+        async with open_store(config.storage.url) as store:
             return await run_export(store, config.anonymize, request, Path(args.out))
-        finally:
-            await store.close()
 
     manifest = asyncio.run(run())
     print(_export_summary(manifest, args.out))
@@ -349,11 +340,8 @@ def _migrate(config: Config, args: argparse.Namespace) -> None:
     from gateway.store import open_store
 
     async def run() -> list[str]:
-        store = await open_store(config.storage.url)
-        try:
+        async with open_store(config.storage.url) as store:
             return await store.migrate()
-        finally:
-            await store.close()
 
     applied = asyncio.run(run())
     print("applied: " + ", ".join(applied) if applied else "database is up to date")

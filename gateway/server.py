@@ -109,13 +109,10 @@ def _install_uvloop() -> None:
 
 
 async def _migrate(config: Config) -> None:
-    store = await open_store(config.storage.url)
-    try:
+    async with open_store(config.storage.url) as store:
         applied = await store.migrate()
-        if applied:
-            log.info("store: applied migrations %s", ", ".join(applied))
-    finally:
-        await store.close()
+    if applied:
+        log.info("store: applied migrations %s", ", ".join(applied))
 
 
 class Supervisor:

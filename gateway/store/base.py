@@ -1,9 +1,9 @@
 """The storage contract every engine implements, and the migration files they share a layout of.
 
-Engines are small: they translate `Interaction` and `Feedback` rows to their database and back,
-and answer the review API's queries in their own SQL. Nothing here is called on the inference
-path; the recorder batches writes in the background. Feedback and review calls are awaited by
-their own routes.
+Engines are small: they translate `Interaction` and `Feedback` rows to their database and back;
+the queries are written once, in sql.py, against each engine's dialect. Nothing here is called
+on the inference path; the recorder batches writes in the background. Feedback and review calls
+are awaited by their own routes.
 """
 
 from __future__ import annotations

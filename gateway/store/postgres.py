@@ -1,8 +1,18 @@
-"""PostgreSQL engine (asyncpg): the store for several workers and replicas on one database."""
+"""PostgreSQL engine (asyncpg): the store for several workers and replicas on one database.
+
+Queries come from `SQLQueries` (sql.py); this module runs them on a pool, converts values
+(uuids and timestamps to strings; JSON through the jsonb codec; U+0000 out of text) and turns
+every driver error into `StoreError` with `_errors`, around each driver call; the recorder's
+insert first tells rows the server refuses (`RowsRejected`) from an outage.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -11,17 +21,15 @@ import orjson
 from gateway.errors import RowsRejected, StoreError
 from gateway.interaction import COLUMNS, Interaction
 from gateway.store.base import load_migrations
-from gateway.store.postgres_review import PostgresExportRuns, PostgresReview, interaction_record
-from gateway.store.queries import TimeWindow
+from gateway.store.dialect import POSTGRES
+from gateway.store.sql import PLAIN, Decode, SQLQueries
 
 # Any constant works; it only has to be the same in every replica so that replicas starting
 # together apply migrations one at a time.
 _MIGRATION_LOCK = 0x466C7977
-_QUOTED = ", ".join(f'"{name}"' for name in COLUMNS)  # "user" is a reserved word
-_PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))
-_INSERT = (
-    f"INSERT INTO interactions ({_QUOTED}) VALUES ({_PLACEHOLDERS}) ON CONFLICT (id) DO NOTHING"
-)
+_INSERT = POSTGRES.insert_ignoring("interactions", COLUMNS, key="id")
+# What asyncpg raises when the server or the connection fails, or refuses what it was sent.
+_DRIVER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def _without_nul(value: Any) -> Any:
@@ -80,8 +88,9 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-class PostgresStore(PostgresReview, PostgresExportRuns):
+class PostgresStore(SQLQueries):
     engine = "postgres"
+    dialect = POSTGRES
 
     def __init__(self, pool: asyncpg.Pool):
         self._pool = pool
@@ -98,11 +107,40 @@ class PostgresStore(PostgresReview, PostgresExportRuns):
             raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
         return cls(pool)
 
-    async def migrate(self) -> list[str]:
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for a block; failing to get one is a `StoreError` (errors
+        raised by the block itself pass through as they are)."""
+        with _errors("unreachable"):
+            conn = await self._pool.acquire()
         try:
+            yield conn
+        finally:
+            await self._pool.release(conn)
+
+    # -- the primitives `SQLQueries` runs on ------------------------------------------------
+    async def _fetch(
+        self, sql: str, params: Sequence[Any] = (), decode: Decode = PLAIN
+    ) -> list[dict[str, Any]]:
+        # JSON is decoded by the jsonb codec and booleans are booleans: `decode` is for SQLite.
+        with _errors("query failed"):
+            rows = await self._pool.fetch(sql, *_to_postgres(params))
+        return [{name: _from_postgres(value) for name, value in row.items()} for row in rows]
+
+    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with _errors("write failed"):
+            await self._pool.execute(sql, *_to_postgres(params))
+
+    async def _execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with self._connection() as conn:
+            with _errors("write failed"):
+                async with conn.transaction():
+                    await conn.executemany(sql, [_to_postgres(row) for row in rows])
+
+    # -- what only this engine does ---------------------------------------------------------
+    async def migrate(self) -> list[str]:
+        with _errors("migration failed"):
             return await self._migrate()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise StoreError(f"postgres migration failed: {exc}") from exc
 
     async def _migrate(self) -> list[str]:
         applied = []
@@ -134,44 +172,55 @@ class PostgresStore(PostgresReview, PostgresExportRuns):
                 await conn.executemany(_INSERT, [_row(row) for row in rows])
         except _REFUSED_VALUES as exc:
             raise RowsRejected(f"postgres refused the rows: {exc}") from exc
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _DRIVER_ERRORS as exc:
             raise StoreError(f"postgres insert failed: {exc}") from exc
 
-    async def get_interaction(self, interaction_id: str) -> dict[str, Any] | None:
-        row = await self._pool.fetchrow("SELECT * FROM interactions WHERE id = $1", interaction_id)
-        return None if row is None else interaction_record(row)
-
-    async def experiment_rows(
-        self, model: str, window: TimeWindow
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        where = "i.requested_model = $1"
-        params: list[Any] = [model]
-        for bound, op in ((window.since, ">="), (window.until, "<")):
-            if bound is not None:
-                params.append(bound)
-                where += f" AND i.created_at {op} ${len(params)}"
-        async with self._pool.acquire() as conn:
-            interactions = await conn.fetch(
-                "SELECT i.id::text AS id, variant, status, latency_ms, ttft_ms, cost_usd,"
-                f" prompt_tokens, completion_tokens FROM interactions i WHERE {where}",
-                *params,
-            )
-            events = await conn.fetch(
-                "SELECT f.interaction_id::text AS interaction_id, f.rating, f.thumbs, f.outcome"
-                f" FROM feedback f JOIN interactions i ON i.id = f.interaction_id WHERE {where}"
-                " ORDER BY f.created_at",
-                *params,
-            )
-        return [dict(r) for r in interactions], [dict(r) for r in events]
+    @contextlib.asynccontextmanager
+    async def job_lock(self, name: str) -> AsyncIterator[bool]:
+        # A session-level advisory lock lives as long as its connection: holding the
+        # connection for the run means a crashed runner releases it by disconnecting.
+        key = int.from_bytes(hashlib.sha256(f"flywheel-job:{name}".encode()).digest()[:8], "big")
+        key -= 1 << 63 if key >= 1 << 63 else 0
+        async with self._connection() as conn:
+            with _errors("job lock failed"):
+                acquired = await conn.fetchval("SELECT pg_try_advisory_lock($1)", key)
+            try:
+                yield bool(acquired)
+            finally:
+                if acquired:
+                    with _errors("job unlock failed"):
+                        await conn.execute("SELECT pg_advisory_unlock($1)", key)
 
     async def ping(self) -> None:
-        try:
+        with _errors("unreachable"):
             await self._pool.fetchval("SELECT 1")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise StoreError(f"postgres unreachable: {exc}") from exc
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+@contextlib.contextmanager
+def _errors(what: str) -> Iterator[None]:
+    """The engine's error boundary: a driver error leaves as `StoreError`."""
+    try:
+        yield
+    except _DRIVER_ERRORS as exc:
+        raise StoreError(f"postgres {what}: {exc}") from exc
+
+
+def _to_postgres(values: Sequence[Any]) -> list[Any]:
+    # Text cannot hold U+0000 (see `_without_nul`); JSON values go through the jsonb codec,
+    # which already replaces it.
+    return [v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in values]
+
+
+def _from_postgres(value: Any) -> Any:
+    """Ids and timestamps as the other engines give them: strings, times in UTC ISO 8601."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return value
 
 
 def _row(interaction: Interaction) -> tuple[Any, ...]:

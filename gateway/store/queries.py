@@ -1,8 +1,7 @@
 """What the review API asks the stores, and the engine-neutral shaping of their answers.
 
-Each engine turns an `InteractionQuery` into its own SQL (sqlite.py, postgres.py); what is the
-same for both (paging order, LIKE patterns, percentile ranks, folding rows into per-variant
-dicts) lives here once.
+sql.py turns an `InteractionQuery` into SQL for every engine; what needs no SQL (paging
+order, LIKE patterns, percentile ranks, folding rows into per-variant dicts) lives here.
 
 Paging is keyset on (created_at, id), newest first: stable while rows keep arriving, and as fast
 on the thousandth page as on the first, unlike OFFSET.

@@ -2,13 +2,19 @@
 
 sqlite3 blocks, so every call runs on one dedicated thread that owns the connection; the event
 loop only awaits the result. WAL lets readers (admin API, exporters) work while the recorder writes.
+Queries come from `SQLQueries` (sql.py); this module runs them, converts values (datetimes to
+UTC ISO text, JSON to text and back, integers to booleans) and turns sqlite3's errors into
+`StoreError` in one place, `_run`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import hashlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,15 +26,12 @@ import orjson
 from gateway.errors import RowsRejected, StoreError
 from gateway.interaction import COLUMNS, JSON_COLUMNS, Interaction
 from gateway.store.base import load_migrations
-from gateway.store.queries import TimeWindow
-from gateway.store.sqlite_review import SQLiteExportRuns, SQLiteReview, interaction_record
+from gateway.store.dialect import SQLITE
+from gateway.store.sql import PLAIN, Decode, SQLQueries
 
 T = TypeVar("T")
 _JSON_INDEXES = [i for i, name in enumerate(COLUMNS) if name in JSON_COLUMNS]
-_INSERT = (
-    f"INSERT INTO interactions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-    " ON CONFLICT (id) DO NOTHING"
-)
+_INSERT = SQLITE.insert_ignoring("interactions", COLUMNS, key="id")
 
 
 # The database is fine but these values are not: text that is not UTF-8 (UnicodeEncodeError is a
@@ -48,8 +51,9 @@ def sqlite_path(url: str) -> str:
     return path[1:] if path.startswith("/") else path
 
 
-class SQLiteStore(SQLiteReview, SQLiteExportRuns):
+class SQLiteStore(SQLQueries):
     engine = "sqlite"
+    dialect = SQLITE
 
     def __init__(self, path: str):
         self.path = path
@@ -101,6 +105,36 @@ class SQLiteStore(SQLiteReview, SQLiteExportRuns):
             raise StoreError("sqlite store is closed")
         return self._conn if self._conn is not None else self._connect()
 
+    # -- the primitives `SQLQueries` runs on (each on the store's thread) -------------------
+    async def _fetch(
+        self, sql: str, params: Sequence[Any] = (), decode: Decode = PLAIN
+    ) -> list[dict[str, Any]]:
+        return await self._run(self._fetch_now, sql, params, decode)
+
+    def _fetch_now(self, sql: str, params: Sequence[Any], decode: Decode) -> list[dict[str, Any]]:
+        rows = self.conn.execute(sql, _to_sqlite(params)).fetchall()
+        return [_from_sqlite(row, decode) for row in rows]
+
+    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self._run(lambda: self.conn.execute(sql, _to_sqlite(params)))
+
+    async def _execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._run(self._execute_many_now, sql, rows)
+
+    def _execute_many_now(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._in_transaction(sql, [_to_sqlite(row) for row in rows])
+
+    def _in_transaction(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        conn = self.conn
+        conn.execute("BEGIN")
+        try:
+            conn.executemany(sql, params)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- what only this engine does ---------------------------------------------------------
     async def migrate(self) -> list[str]:
         return await self._run(self._migrate)
 
@@ -139,54 +173,34 @@ class SQLiteStore(SQLiteReview, SQLiteExportRuns):
     def _insert(self, rows: list[tuple[Any, ...]]) -> None:
         try:
             # JSON encoding happens here, on the store's thread, not on the event loop.
-            params = [_to_sqlite(row) for row in rows]
+            params = [_interaction_params(row) for row in rows]
         except TypeError as exc:  # orjson: a lone surrogate, a 65-bit number, too deep
             raise RowsRejected(f"sqlite {self.path}: {exc}") from exc
-        conn = self.conn
-        conn.execute("BEGIN")
         try:
-            conn.executemany(_INSERT, params)
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            conn.execute("ROLLBACK")
-            if isinstance(exc, _REFUSED_VALUES):
-                raise RowsRejected(f"sqlite {self.path}: {exc}") from exc
-            raise
+            self._in_transaction(_INSERT, params)
+        except _REFUSED_VALUES as exc:
+            raise RowsRejected(f"sqlite {self.path}: {exc}") from exc
 
-    async def get_interaction(self, interaction_id: str) -> dict[str, Any] | None:
-        return await self._run(self._get, interaction_id)
-
-    def _get(self, interaction_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(
-            "SELECT * FROM interactions WHERE id = ?", (interaction_id,)
-        ).fetchone()
-        return None if row is None else interaction_record(row)
-
-    async def experiment_rows(
-        self, model: str, window: TimeWindow
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        return await self._run(self._experiment_rows, model, window)
-
-    def _experiment_rows(
-        self, model: str, window: TimeWindow
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        where, params = "requested_model = ?", [model]
-        for bound, op in ((window.since, ">="), (window.until, "<")):
-            if bound is not None:
-                where += f" AND created_at {op} ?"
-                params.append(bound.astimezone(UTC).isoformat())
-        interactions = self.conn.execute(
-            "SELECT id, variant, status, latency_ms, ttft_ms, cost_usd, prompt_tokens,"
-            f" completion_tokens FROM interactions WHERE {where}",
-            params,
-        ).fetchall()
-        events = self.conn.execute(
-            "SELECT f.interaction_id, f.rating, f.thumbs, f.outcome FROM feedback f"
-            f" JOIN interactions ON interactions.id = f.interaction_id WHERE {where}"
-            " ORDER BY f.created_at",
-            params,
-        ).fetchall()
-        return [dict(r) for r in interactions], [dict(r) for r in events]
+    @contextlib.asynccontextmanager
+    async def job_lock(self, name: str) -> AsyncIterator[bool]:
+        # SQLite serves one host, so a file lock is enough; a thread so the loop never blocks.
+        lock_path = f"{self.path}.{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"
+        try:
+            handle = await asyncio.to_thread(open, lock_path, "a")
+        except OSError as exc:
+            raise StoreError(f"sqlite {self.path}: job lock: {exc}") from exc
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            handle.close()
 
     async def ping(self) -> None:
         await self._run(lambda: self.conn.execute("SELECT 1").fetchone())
@@ -201,10 +215,35 @@ class SQLiteStore(SQLiteReview, SQLiteExportRuns):
         self._executor.shutdown(wait=True)
 
 
-def _to_sqlite(values: tuple[Any, ...]) -> tuple[Any, ...]:
+def _to_sqlite(values: Sequence[Any]) -> list[Any]:
+    """Parameters as SQLite stores them: times as UTC ISO text (text order is time order),
+    lists and dicts as JSON text."""
+    out = []
+    for value in values:
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC).isoformat()
+        elif isinstance(value, dict | list):
+            value = orjson.dumps(value).decode()
+        out.append(value)
+    return out
+
+
+def _interaction_params(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    # The recorder's hot path: the JSON columns by index, rather than `_to_sqlite`'s type tests.
     out = list(values)
-    out[1] = out[1].astimezone(UTC).isoformat()  # created_at, in UTC so text order is time order
+    out[1] = out[1].astimezone(UTC).isoformat()  # created_at
     for i in _JSON_INDEXES:
         if out[i] is not None:
             out[i] = orjson.dumps(out[i]).decode()
     return tuple(out)
+
+
+def _from_sqlite(row: sqlite3.Row, decode: Decode) -> dict[str, Any]:
+    record = dict(row)
+    for name in decode.json:
+        if record.get(name) is not None:
+            record[name] = orjson.loads(record[name])
+    for name in decode.bools:
+        if name in record:
+            record[name] = bool(record[name])
+    return record

@@ -1,0 +1,175 @@
+"""What differs between the engines' SQL, and only that: each query is written once (sql.py).
+
+`Dialect` speaks portable SQL (`ON CONFLICT`, `count(*) FILTER`, window-function percentiles,
+double-quoted names); an engine's dialect overrides what its database says otherwise:
+
+| need                      | SQLite                               | PostgreSQL             |
+|---------------------------|--------------------------------------|------------------------|
+| placeholder               | `?1`, `?2`...                        | `$1`, `$2`...          |
+| value in a list           | `IN (SELECT value FROM json_each(?))`| `= ANY($1::type[])`    |
+| uuid parameter            | text, as stored                      | `$1::uuid`             |
+| tags contain pairs        | `json_each`, per pair                | `@>` (GIN-indexed)     |
+| JSON array has an element | `json_each`                          | `?`                    |
+| case-insensitive search   | `LIKE` on the JSON text              | `ILIKE` on `::text`    |
+| count if                  | `sum(condition)`                     | `FILTER (WHERE ...)`   |
+| percentiles               | `row_number()`, nearest rank         | `percentile_disc`      |
+
+Both placeholder styles are numbered, so a value bound once can appear twice in a statement.
+Values travel as Python objects; the engine converts them (SQLite: datetimes to ISO text, lists
+and dicts to JSON text). A dialect builds text and never touches a connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gateway.store.queries import PERCENTILES, percentile_rank_sql
+
+
+class Params:
+    """The values bound to one statement: `p(value)` keeps the value and returns its
+    placeholder, so SQL and values are built in one pass and cannot drift apart."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.values: list[Any] = []
+        self._dialect = dialect
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return self._dialect.placeholder(len(self.values))
+
+
+class Dialect:
+    """Portable SQL; engines override what their database spells differently."""
+
+    name = "sql"
+
+    def params(self) -> Params:
+        return Params(self)
+
+    def placeholder(self, number: int) -> str:
+        raise NotImplementedError
+
+    def quote(self, name: str) -> str:
+        return f'"{name}"'  # "user" is a reserved word
+
+    def uuid(self, placeholder: str) -> str:
+        """A bound id compared with a uuid column."""
+        return placeholder
+
+    def in_array(self, column: str, placeholder: str, element: str) -> str:
+        """`column` is one of the list bound at `placeholder` (of `element`: text or uuid)."""
+        raise NotImplementedError
+
+    def has_pairs(self, column: str, pairs: Mapping[str, str], p: Params) -> str:
+        """The JSON object in `column` holds every key with its value."""
+        raise NotImplementedError
+
+    def has_element(self, column: str, placeholder: str) -> str:
+        """The JSON array of strings in `column` holds the bound string."""
+        raise NotImplementedError
+
+    def contains_text(self, column: str, placeholder: str) -> str:
+        """The JSON in `column`, as text, matches the bound LIKE pattern (any case)."""
+        return f"{column} LIKE {placeholder} ESCAPE '\\'"
+
+    def count_if(self, condition: str) -> str:
+        return f"count(*) FILTER (WHERE {condition})"
+
+    def insert(self, table: str, columns: Sequence[str], conflict: str) -> str:
+        names = ", ".join(self.quote(c) for c in columns)
+        values = ", ".join(self.placeholder(n) for n in range(1, len(columns) + 1))
+        return f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT {conflict}"
+
+    def insert_ignoring(self, table: str, columns: Sequence[str], key: str | None = None) -> str:
+        """Rows that would break a unique key (`key`, or any) are skipped."""
+        return self.insert(table, columns, f"({key}) DO NOTHING" if key else "DO NOTHING")
+
+    def upsert(self, table: str, columns: Sequence[str], key: str) -> str:
+        updates = ", ".join(
+            f"{self.quote(c)} = excluded.{self.quote(c)}" for c in columns if c != key
+        )
+        return self.insert(table, columns, f"({key}) DO UPDATE SET {updates}")
+
+    def percentiles(self, column: str, source: str, groups: Mapping[str, str]) -> str:
+        """One row per group (`alias: expression`) with each `PERCENTILES` of `column` over
+        `source` (a FROM ... WHERE ...), by nearest rank: the ceil(p * n)-th smallest value."""
+        partition = f"PARTITION BY {', '.join(groups.values())}" if groups else ""
+        keys = "".join(f"{expr} AS {alias}, " for alias, expr in groups.items())
+        picks = ", ".join(
+            f"max(CASE WHEN rn = {percentile_rank_sql('n', percent)} THEN {column} END) AS {name}"
+            for name, percent in PERCENTILES.items()
+        )
+        ranked = (
+            f"SELECT {keys}{column}, row_number() OVER ({partition} ORDER BY {column}) AS rn,"
+            f" count(*) OVER ({partition}) AS n FROM {source}"
+        )
+        grouping = f" GROUP BY {', '.join(groups)}" if groups else ""
+        return f"SELECT {', '.join([*groups, picks])} FROM ({ranked}) AS ranked{grouping}"
+
+
+class SQLiteDialect(Dialect):
+    """JSON is text searched with `json_each`; timestamps are UTC ISO text, whose string
+    order is time order, so ranges and keyset paging compare text."""
+
+    name = "sqlite"
+
+    def placeholder(self, number: int) -> str:
+        return f"?{number}"
+
+    def in_array(self, column: str, placeholder: str, element: str) -> str:
+        # One JSON array parameter instead of `IN (?, ?, ...)`: no limit on bound
+        # parameters to chunk around, and the same shape as PostgreSQL's array.
+        return f"{column} IN (SELECT value FROM json_each({placeholder}))"
+
+    def has_pairs(self, column: str, pairs: Mapping[str, str], p: Params) -> str:
+        return " AND ".join(
+            f"EXISTS (SELECT 1 FROM json_each({column}) WHERE key = {p(key)}"
+            f" AND value = {p(value)})"
+            for key, value in pairs.items()
+        )
+
+    def has_element(self, column: str, placeholder: str) -> str:
+        return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = {placeholder})"
+
+    def count_if(self, condition: str) -> str:
+        return f"sum({condition})"  # FILTER needs SQLite 3.30
+
+
+class PostgresDialect(Dialect):
+    """Idiomatic where it helps: arrays instead of long IN lists, `@>` on the GIN-indexed
+    tags, and `percentile_disc`, the same nearest-rank percentile SQLite computes by hand."""
+
+    name = "postgres"
+
+    def placeholder(self, number: int) -> str:
+        return f"${number}"
+
+    def uuid(self, placeholder: str) -> str:
+        return f"{placeholder}::uuid"
+
+    def in_array(self, column: str, placeholder: str, element: str) -> str:
+        return f"{column} = ANY({placeholder}::{element}[])"
+
+    def has_pairs(self, column: str, pairs: Mapping[str, str], p: Params) -> str:
+        return f"{column} @> {p(dict(pairs))}::jsonb"
+
+    def has_element(self, column: str, placeholder: str) -> str:
+        return f"{column} ? {placeholder}"
+
+    def contains_text(self, column: str, placeholder: str) -> str:
+        return f"{column}::text ILIKE {placeholder}"
+
+    def percentiles(self, column: str, source: str, groups: Mapping[str, str]) -> str:
+        keys = [f"{expr} AS {alias}" for alias, expr in groups.items()]
+        picks = [
+            f"percentile_disc({percent / 100}) WITHIN GROUP (ORDER BY {column}) AS {name}"
+            for name, percent in PERCENTILES.items()
+        ]
+        grouping = f" GROUP BY {', '.join(groups.values())}" if groups else ""
+        return f"SELECT {', '.join(keys + picks)} FROM {source}{grouping}"
+
+
+SQLITE = SQLiteDialect()
+POSTGRES = PostgresDialect()
