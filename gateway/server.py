@@ -6,7 +6,7 @@ supervisor migrates the database once before forking, restarts a worker that die
 SIGTERM/SIGINT passes the signal on and waits for the workers' graceful shutdown: stop
 accepting, finish in-flight requests (`server.shutdown_timeout`), drain the recorder, spool
 the rest. Metrics from all workers are added up through prometheus-client's multiprocess mode,
-whose folder the supervisor sets up before forking (see gateway/metrics.py).
+whose folder the supervisor sets up before forking (see gateway/metrics/workers.py).
 """
 
 from __future__ import annotations
