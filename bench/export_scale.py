@@ -23,8 +23,8 @@ from pathlib import Path
 
 
 async def seed(url: str, rows: int) -> None:
-    from gateway.feedback.event import Feedback
-    from gateway.interaction import Interaction
+    from gateway.records.feedback import Feedback
+    from gateway.records.interaction import Interaction
     from gateway.store import open_store
 
     store = await open_store(url)

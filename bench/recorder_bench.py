@@ -31,7 +31,7 @@ from bench.rows import RowCounter, wait_for_rows
 from bench.stats import Summary
 from bench.targets import Target
 from gateway.ids import uuid7
-from gateway.interaction import Interaction
+from gateway.records.interaction import Interaction
 from gateway.store import open_store
 
 POLL_S = 0.05

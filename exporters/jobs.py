@@ -26,14 +26,14 @@ from exporters.run import ExportRequest, run_export
 from gateway.config import Config, ExportJobConfig, WebhookConfig
 from gateway.errors import ConfigError
 from gateway.ids import uuid7
-from gateway.store.base import Store
+from gateway.store.base import ExportJobs
 
 log = logging.getLogger("exporters.jobs")
 SUCCEEDED, FAILED, SKIPPED, RUNNING = "succeeded", "failed", "skipped", "running"
 
 
 async def run_recorded(
-    store: Store,
+    store: ExportJobs,
     config: Config,
     request: ExportRequest,
     out_root: Path,
@@ -73,7 +73,7 @@ async def run_recorded(
 
 
 async def run_job(
-    store: Store,
+    store: ExportJobs,
     config: Config,
     name: str,
     *,
@@ -107,7 +107,7 @@ async def run_job(
     return run
 
 
-async def _job_request(store: Store, job: ExportJobConfig, full: bool) -> ExportRequest:
+async def _job_request(store: ExportJobs, job: ExportJobConfig, full: bool) -> ExportRequest:
     since = None
     if job.incremental and not full:
         last = await store.export_runs(job=job.name, status=SUCCEEDED, limit=1)
@@ -121,7 +121,7 @@ async def _job_request(store: Store, job: ExportJobConfig, full: bool) -> Export
     )
 
 
-async def _skipped(store: Store, job: ExportJobConfig, waiting: int) -> dict[str, Any]:
+async def _skipped(store: ExportJobs, job: ExportJobConfig, waiting: int) -> dict[str, Any]:
     now = datetime.now(UTC)
     run = {
         "id": str(uuid7()),

@@ -31,7 +31,7 @@ from exporters.selection import Filters, select
 from exporters.writers import CountOnly, Writer
 from gateway import __version__
 from gateway.config import AnonymizeConfig
-from gateway.store.base import Store
+from gateway.store.base import ExportSource
 
 MANIFEST = "manifest.json"
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class _Tally:
 
 
 async def run_export(
-    store: Store,
+    store: ExportSource,
     anonymize: AnonymizeConfig,
     request: ExportRequest,
     out_dir: Path | None,

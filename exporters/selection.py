@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from gateway import quality
-from gateway.feedback.event import latest
-from gateway.interaction import SUCCESS
-from gateway.store.base import Store
+from gateway.records.feedback import latest
+from gateway.records.interaction import SUCCESS
+from gateway.store.base import ExportSource
 from gateway.store.queries import Cursor, ExportQuery, TimeWindow
 
 PAGE_SIZE = 500
@@ -106,7 +106,7 @@ class Example:
 
 
 async def select(
-    store: Store,
+    store: ExportSource,
     filters: Filters,
     dropped: Counter[str],
     *,

@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway import admin
+from gateway import admin, openapi
 from gateway.appkeys import (
     CONFIG,
     FEEDBACK_TOKENS,
@@ -85,6 +85,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_static("/static", Path(__file__).parent / "static", append_version=False)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/openapi.json", openapi.openapi_json)
     app.router.add_post("/admin/reload", handle_reload)
     app.router.add_get("/metrics", app[METRICS].handle)
     return app

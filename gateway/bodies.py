@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 
 from gateway.errors import InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from gateway.storable import MAX_JSON_DEPTH
 
 # A module constant rather than a `server.` setting (config.py is another part's to change): at
 # 60 s, a body of the default 10 MiB `server.max_body_bytes` still arrives over ~1.4 Mbit/s,
@@ -46,8 +47,32 @@ async def read_json(request: web.Request, limit: int, expected: str = "a JSON ob
         reason = str(exc).splitlines()[-1].strip()
         raise InvalidRequest(f"The request body could not be read: {reason}.") from None
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise InvalidRequest(
             f"We could not parse the JSON body of your request. Expected {expected}."
         ) from None
+    # Counting brackets is C-fast; only a body with enough of them can be too deep to walk.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _deeper_than(body, MAX_JSON_DEPTH):
+        raise InvalidRequest(f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels.")
+    return body
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels (iterative: no recursion limit).
+
+    orjson reads 1,024 levels but writes 255 at most, so a deeper body could be neither sent
+    upstream nor stored; it is refused here, with its interaction recorded."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False

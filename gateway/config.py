@@ -105,7 +105,19 @@ class ProviderConfig:
     query: Mapping[str, str] = field(default_factory=dict)
     connect_timeout: float = 10.0
     # Seconds without a single byte from upstream; reasoning models can think for minutes.
+    # Within a stream this is the idle limit: each byte, keep-alive comments too, restarts it.
     read_timeout: float = 300.0
+    # Seconds from sending a request to the last byte of its answer, streamed or not, so an
+    # endless stream ends. The openai SDK gives up after 600 s by default: past that the
+    # caller is rarely still there.
+    total_timeout: float = 600.0
+    # Bytes a whole answer may have once decompressed (a gzip bomb stops here), and the most
+    # one SSE event may grow to. A long answer with logprobs is a few MiB; the body is held in
+    # memory whole, then stored.
+    max_response_bytes: int = 32 * 1024 * 1024
+    # Bytes a stream may have once decompressed. SSE repeats the chunk's envelope (~150-600
+    # bytes) with every token, so a 128k-token answer is 20-80 MiB on the wire.
+    max_stream_bytes: int = 128 * 1024 * 1024
     litellm_provider: str | None = None
 
 
@@ -301,6 +313,9 @@ def _provider(reader: _Reader, name: str, value: Any) -> ProviderConfig:
             reader.fail(f"{path}.base_url", f"is not an http(s) URL: {provider.base_url!r}")
     if provider.type == "litellm" and not provider.litellm_provider:
         reader.fail(f"{path}.litellm_provider", "is required (e.g. anthropic)")
+    for key in ("total_timeout", "max_response_bytes", "max_stream_bytes"):
+        if getattr(provider, key) <= 0:
+            reader.fail(f"{path}.{key}", "must be more than 0")
     return provider
 
 

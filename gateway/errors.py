@@ -15,7 +15,7 @@
         ├── UnsupportedMediaType    415 body is not application/json
         ├── ValidationFailed        422 well-formed JSON with bad fields (each one named)
         ├── Overloaded              503 too many requests in flight: retry shortly
-        ├── StoreUnavailable        503 an awaited database call failed (feedback, admin API)
+        ├── StoreUnavailable        503 a StoreError left a handler (mapped in http_errors.py)
         └── UpstreamError           502 provider failed (5xx, refused, cut off)
             └── UpstreamTimeout     504 provider did not answer in time
 
@@ -137,8 +137,9 @@ class Overloaded(ApiError):
 
 
 class StoreUnavailable(ApiError):
-    """Raised where a caller awaits the store (feedback writes, the admin API), never on the
-    inference path, which only hands rows to the recorder."""
+    """What the error middleware answers when a `StoreError` leaves a handler (feedback
+    writes, the admin API); never on the inference path, which only hands rows to the
+    recorder. Handlers let `StoreError` through rather than raise this themselves."""
 
     status = 503
     type = "server_error"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from statistics import fmean, median, quantiles
 from typing import Any
 
-from gateway.feedback.event import latest
+from gateway.records.feedback import latest
 
 SUCCESS = "success"
 

@@ -1,4 +1,9 @@
-"""The one place errors become HTTP responses, always in OpenAI's error shape."""
+"""The one place errors become HTTP responses, always in OpenAI's error shape.
+
+Handlers raise; they never build an error answer by hand. A `StoreError` that leaves a handler
+(the database is down or refused the query) becomes `StoreUnavailable`, 503, here: no route
+has to remember to convert it, and none can forget.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import logging
 import orjson
 from aiohttp import web
 
-from gateway.errors import ApiError
+from gateway.errors import ApiError, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +29,15 @@ def error_response(error: ApiError, headers: dict[str, str] | None = None) -> we
 
 @web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """Answer aiohttp's own HTTP errors (404, 405, 413...) and stray ApiErrors like OpenAI does."""
+    """Answer ApiErrors, store failures (503) and aiohttp's own HTTP errors (404, 405, 413...)
+    like OpenAI does."""
     try:
         return await handler(request)
     except ApiError as exc:
         return error_response(exc)
+    except StoreError as exc:
+        log.warning("%s %s: store unavailable: %s", request.method, request.path, exc)
+        return error_response(StoreUnavailable(f"The store did not answer: {exc}. Retry shortly."))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -31,10 +31,10 @@ import os
 import time
 
 from gateway.errors import RowsRejected, StoreError
-from gateway.interaction import Interaction
+from gateway.records.interaction import Interaction
 from gateway.spool import Segment, Spool
 from gateway.storable import make_storable
-from gateway.store import Store
+from gateway.store import InteractionSink
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 class Recorder:
     def __init__(
         self,
-        store: Store,
+        store: InteractionSink,
         spool: Spool,
         *,
         queue_size: int = 10_000,

@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import orjson
 
-from gateway.interaction import COLUMNS, Interaction
+from gateway.records.interaction import COLUMNS, Interaction
 from gateway.storable import make_storable
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from gateway.interaction import JSON_COLUMNS, Interaction
+from gateway.records.interaction import JSON_COLUMNS, Interaction
 
 # orjson refuses to serialize deeper than 255 levels; the spool wraps a row in one more object.
 MAX_JSON_DEPTH = 200

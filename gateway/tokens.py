@@ -4,12 +4,17 @@ the interaction is then marked `usage_estimated`.
 
 An encoding is loaded on first use (~0.1 s, once per process) rather than at start: it weighs
 ~40 MB, and providers that report usage, which the gateway asks of every stream, never need it.
+
+The estimates run on the event loop after an answer, so they are bounded: past
+`MAX_COUNTED_CHARS` the count is extrapolated. The upstream's bodies can have any shape; a part
+of the wrong type counts as no text.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -21,6 +26,10 @@ from gateway.litellm_data import tiktoken_cache_dir
 _TOKENS_PER_MESSAGE = 3
 _TOKENS_PER_REPLY = 3
 _O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")
+# tiktoken counts 2-10 MB/s, slowest on long runs of letters (20 MB of them took 19 s, stalling
+# every request in the worker). This many characters cost at most ~30 ms; the rest of a longer
+# text is counted at the rate measured on them, close enough for an estimate.
+MAX_COUNTED_CHARS = 64 * 1024
 
 
 @functools.cache
@@ -34,23 +43,49 @@ def encoding_for(model: str | None) -> tiktoken.Encoding:
 
 
 def count_text(text: str, model: str | None = None) -> int:
+    """Exact tokens in `text`, however long it is (for exports, off the request path)."""
     return len(encoding_for(model).encode(text, disallowed_special=()))
 
 
-def count_prompt(endpoint: str, body: dict[str, Any] | None, model: str | None = None) -> int:
-    """Approximate prompt tokens of a request body for chat, completions or embeddings."""
+def estimate_texts(texts: Iterable[str], model: str | None = None) -> int:
+    """Tokens in `texts`: their first MAX_COUNTED_CHARS characters counted, the rest
+    extrapolated at the same tokens per character."""
+    budget = MAX_COUNTED_CHARS
+    tokens = skipped = 0
+    for text in texts:
+        counted = text[:budget]
+        if counted:
+            tokens += count_text(counted, model)
+            budget -= len(counted)
+        skipped += len(text) - len(counted)
+    if skipped:
+        tokens += round(skipped * tokens / (MAX_COUNTED_CHARS - budget))
+    return tokens
+
+
+def count_prompt(
+    endpoint: str, body: dict[str, Any] | None, model: str | None = None, *, exact: bool = False
+) -> int:
+    """Prompt tokens of a request body for chat, completions or embeddings: bounded and
+    extrapolated past MAX_COUNTED_CHARS on the request path, `exact` for exports, whose
+    `max_tokens` cut must not move with an estimate."""
+    count = _count_exactly if exact else estimate_texts
     if not body:
         return 0
     if endpoint == "chat/completions":
-        total = _TOKENS_PER_REPLY
-        for message in body.get("messages") or []:
-            total += _TOKENS_PER_MESSAGE + count_text(message_text(message), model)
+        messages = _list(body.get("messages"))
+        texts = [message_text(message) for message in messages]
         if body.get("tools"):
-            total += count_text(orjson.dumps(body["tools"]).decode(), model)
-        return total
+            texts.append(orjson.dumps(body["tools"]).decode())
+        overhead = _TOKENS_PER_REPLY + _TOKENS_PER_MESSAGE * len(messages)
+        return overhead + count(texts, model)
     raw = body.get("prompt" if endpoint == "completions" else "input")
     items = raw if isinstance(raw, list) else [raw]
-    return sum(count_text(item, model) for item in items if isinstance(item, str))
+    return count([item for item in items if isinstance(item, str)], model)
+
+
+def _count_exactly(texts: Iterable[str], model: str | None = None) -> int:
+    return sum(count_text(text, model) for text in texts)
 
 
 def message_text(message: Any) -> str:
@@ -62,24 +97,33 @@ def message_text(message: Any) -> str:
     if isinstance(content, str):
         parts.append(content)
     elif isinstance(content, list):
-        parts.extend(p.get("text", "") for p in content if isinstance(p, dict))
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
-        parts.append(f"{function.get('name', '')} {function.get('arguments', '')}")
+        parts.extend(_text(p.get("text")) for p in content if isinstance(p, dict))
+    for call in _list(message.get("tool_calls")):
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            parts.append(f"{_text(function.get('name'))} {_text(function.get('arguments'))}")
     return "\n".join(p for p in parts if p)
 
 
 def count_completion(response: dict[str, Any], model: str | None = None) -> int:
     """Tokens generated in an OpenAI-shaped response: text, reasoning and tool-call arguments."""
-    total = 0
-    for choice in response.get("choices") or []:
+    texts = []
+    for choice in _list(response.get("choices")):
         if not isinstance(choice, dict):
             continue
         if "text" in choice:
-            total += count_text(str(choice.get("text") or ""), model)
+            texts.append(_text(choice["text"]))
             continue
-        message = choice.get("message") or {}
-        total += count_text(message_text(message), model)
-        if message.get("reasoning_content"):
-            total += count_text(str(message["reasoning_content"]), model)
-    return total
+        message = choice.get("message")
+        texts.append(message_text(message))
+        if isinstance(message, dict):
+            texts.append(_text(message.get("reasoning_content")))
+    return estimate_texts(texts, model)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []

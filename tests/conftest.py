@@ -57,6 +57,16 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
+def unreachable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database that cannot be reached: a file where a folder should be; a closed port."""
+    if request.param == "postgres":
+        return "postgresql://flywheel@127.0.0.1:1/flywheel"
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    return f"sqlite:///{blocker}/flywheel.db"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest) -> str:
     """Each test using this runs once per storage engine."""
     fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"

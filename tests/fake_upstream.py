@@ -25,6 +25,10 @@ substring       effect
                 the TCP connection; non-stream chat: hang up with no response
 ==============  ===============================================================
 
+Misbehaving answers (too big, endless, stalled, gzip bombs, SSE without
+delimiters, malformed shapes) are described in ``tests/fake_misbehaviour.py``;
+their sizes and delays are ``FakeUpstream.misbehaving``.
+
 Every request (any path, even 404s) is recorded in ``FakeUpstream.requests``
 *before* it is answered, so tests can assert on what the gateway forwarded.
 Token counts are fixed module constants so usage accounting can be asserted.
@@ -44,6 +48,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from tests.fake_misbehaviour import MisbehaviourSettings, misbehave, pick
 
 JSONDict = dict[str, Any]
 
@@ -159,6 +165,7 @@ class _Behaviour:
     cutoff: bool
     blank: bool
     finish_reason: str
+    misbehaviour: str | None = None
 
     @classmethod
     def from_body(cls, body: JSONDict) -> _Behaviour:
@@ -177,6 +184,7 @@ class _Behaviour:
             cutoff="cutoff" in model,
             blank="filtered" in model or "empty" in model,
             finish_reason=finish,
+            misbehaviour=pick(model),
         )
 
     def pieces(self, user_text: str) -> list[str]:
@@ -196,6 +204,7 @@ class FakeUpstream:
         # Bumped when a stream write fails because the peer went away, so
         # client-disconnect tests can check the gateway hung up upstream too.
         self.disconnects = 0
+        self.misbehaving = MisbehaviourSettings()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
@@ -326,6 +335,8 @@ class FakeUpstream:
     async def _chat(
         self, request: web.Request, body: JSONDict, b: _Behaviour
     ) -> web.StreamResponse:
+        if b.misbehaviour is not None:
+            return await misbehave(request, body, b.misbehaviour, self.misbehaving)
         pieces = b.pieces(_last_user_text(body.get("messages")))
         content = "".join(pieces)
         envelope = {

@@ -15,10 +15,10 @@ import asyncpg
 import orjson
 from multidict import CIMultiDictProxy
 
-from gateway.feedback.event import Feedback
 from gateway.feedback.tokens import FeedbackTokens
 from gateway.ids import uuid7
-from gateway.interaction import CLIENT_DISCONNECTED, ERROR, Interaction
+from gateway.records.feedback import Feedback
+from gateway.records.interaction import CLIENT_DISCONNECTED, ERROR, Interaction
 from gateway.store import Store
 from tests.conftest import base_config
 from tests.fake_upstream import FakeUpstream

@@ -17,7 +17,7 @@ import pytest
 from gateway.admin.previews import PREVIEW_CHARS
 from gateway.appkeys import STORE
 from gateway.ids import uuid7
-from gateway.interaction import ERROR, Interaction
+from gateway.records.interaction import ERROR, Interaction
 from tests.fake_upstream import FakeUpstream
 from tests.feedback_support import feedback_config, request
 from tests.harness import GatewayHarness
@@ -69,6 +69,7 @@ YEAR_9999_IN_NEW_YORK = quote("9999-12-31T23:00:00-05:00")  # a year after 9999 
         ("/admin/exports?limit=501", "limit"),
         ("/admin/exports/preview?format=openai&max_tokens=-1", "max_tokens"),
         ("/admin/exports/preview?format=openai&max_tokens=%C2%B2", "max_tokens"),
+        ("/admin/exports/preview?format=jsonl&max_tokens=18446744073709551616", "max_tokens"),
         (f"/admin/exports/preview?format=openai&since={YEAR_1_IN_PARIS}", "filters.since"),
     ],
 )

@@ -12,7 +12,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from gateway.proxy.handlers import INTERACTION_HEADER
+from gateway.records.headers import INTERACTION_HEADER
 from tests.serving import ServedGateway
 
 pytestmark = pytest.mark.sdk  # rerun with each older openai major by `make test-clients`

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from gateway.appkeys import RECORDER
-from gateway.proxy.handlers import INTERACTION_HEADER
+from gateway.records.headers import INTERACTION_HEADER
 from tests.conftest import base_config
 from tests.fake_upstream import FakeUpstream
 

@@ -19,11 +19,11 @@ from gateway.feedback.edits import (
     classify,
     levenshtein,
 )
-from gateway.feedback.event import latest
 from gateway.feedback.recent import RecentInteractions
 from gateway.feedback.tokens import FeedbackTokens
 from gateway.ids import uuid7
-from gateway.interaction import Interaction
+from gateway.records.feedback import latest
+from gateway.records.interaction import Interaction
 from gateway.store.queries import like_pattern
 
 

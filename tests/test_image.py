@@ -17,7 +17,7 @@ import asyncpg
 import openai
 import pytest
 
-from gateway.proxy.handlers import INTERACTION_HEADER
+from gateway.records.headers import INTERACTION_HEADER
 from tests.serving import ServedGateway
 
 REPO = Path(__file__).resolve().parent.parent

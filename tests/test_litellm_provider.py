@@ -15,7 +15,7 @@ import openai
 import orjson
 import pytest
 
-from gateway.proxy.handlers import INTERACTION_HEADER
+from gateway.records.headers import INTERACTION_HEADER
 from tests.conftest import base_config
 from tests.fake_upstream import COMPLETION_TOKENS, PROMPT_TOKENS, FakeUpstream, expected_content
 from tests.harness import GatewayHarness

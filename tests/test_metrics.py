@@ -22,7 +22,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from gateway import __version__
 from gateway.appkeys import METRICS, RECORDER
 from gateway.metrics import Metrics, feedback_events
-from gateway.proxy.handlers import INTERACTION_HEADER
+from gateway.records.headers import INTERACTION_HEADER
 from tests.conftest import base_config
 from tests.fake_upstream import CACHED_TOKENS, COMPLETION_TOKENS, PROMPT_TOKENS, FakeUpstream
 from tests.harness import GatewayHarness

@@ -7,7 +7,7 @@ import asyncio
 import orjson
 import pytest
 
-from gateway.proxy.handlers import INTERACTION_HEADER
+from gateway.records.headers import INTERACTION_HEADER
 from tests.fake_upstream import (
     CACHED_TOKENS,
     COMPLETION_TOKENS,

@@ -9,7 +9,7 @@ import aiohttp
 import openai
 import pytest
 
-from gateway.proxy.handlers import INTERACTION_HEADER
+from gateway.records.headers import INTERACTION_HEADER
 from tests.conftest import base_config
 from tests.fake_upstream import (
     PROMPT_TOKENS,

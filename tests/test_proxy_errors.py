@@ -11,7 +11,7 @@ import openai
 import orjson
 import pytest
 
-from gateway.proxy.handlers import INTERACTION_HEADER
+from gateway.records.headers import INTERACTION_HEADER
 from tests.conftest import base_config
 from tests.fake_upstream import CUTOFF_CONTENT_CHUNKS, FakeUpstream
 from tests.harness import GatewayHarness

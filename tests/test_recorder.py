@@ -14,8 +14,8 @@ import pytest
 
 from gateway.errors import StoreError
 from gateway.ids import uuid7
-from gateway.interaction import Interaction
 from gateway.recorder import Recorder
+from gateway.records.interaction import Interaction
 from gateway.spool import Spool
 from gateway.store import Store, open_store
 

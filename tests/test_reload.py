@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from gateway.proxy.handlers import VARIANT_HEADER
+from gateway.records.headers import VARIANT_HEADER
 from tests.conftest import base_config
 from tests.fake_upstream import FakeUpstream
 from tests.harness import GatewayHarness

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from gateway.config import parse_config
-from gateway.proxy.handlers import INTERACTION_HEADER, VARIANT_HEADER
+from gateway.records.headers import INTERACTION_HEADER, VARIANT_HEADER
 from gateway.routing import BUCKETS, Router, bucket
 from tests.conftest import base_config
 from tests.fake_upstream import FakeUpstream, expected_content

@@ -15,7 +15,7 @@ from gateway.errors import InvalidRequest
 from gateway.ids import uuid7
 from gateway.pricing import PriceTable
 from gateway.proxy.assembler import ResponseAssembler
-from gateway.proxy.metadata import MAX_ID_LENGTH, read_metadata
+from gateway.proxy.metadata import read_metadata
 from gateway.quality import (
     CONTENT_FILTERED,
     EMPTY_RESPONSE,
@@ -23,6 +23,7 @@ from gateway.quality import (
     UNRENDERED_TEMPLATE,
     quality_flags,
 )
+from gateway.records.tags import MAX_ID_LENGTH
 
 
 # -- ResponseAssembler ------------------------------------------------------------------

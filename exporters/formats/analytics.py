@@ -28,7 +28,7 @@ import orjson
 from exporters.formats import Built, Format, FormatOptions
 from exporters.selection import Example
 from exporters.writers import Writer, spreadsheet_safe
-from gateway.interaction import CLIENT_DISCONNECTED, ERROR, SUCCESS
+from gateway.records.interaction import CLIENT_DISCONNECTED, ERROR, SUCCESS
 
 JSON_FILE = "analytics.json"
 CSV_FILE = "analytics.csv"

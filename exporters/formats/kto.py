@@ -108,7 +108,7 @@ class KTO(Format):
 
     def tokens(self, record: dict[str, Any]) -> int:
         messages = [*record["prompt"], *record["completion"]]
-        return count_prompt("chat/completions", {"messages": messages})
+        return count_prompt("chat/completions", {"messages": messages}, exact=True)
 
 
 FORMATS = {"kto": KTO}

@@ -32,7 +32,7 @@ class OpenAIChat(Format):
         return check_chat(record)
 
     def tokens(self, record: dict[str, Any]) -> int:
-        return count_prompt("chat/completions", record)
+        return count_prompt("chat/completions", record, exact=True)
 
 
 def check_chat(record: Any) -> list[str]:

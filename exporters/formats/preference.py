@@ -296,7 +296,7 @@ def _count(prompt: list[dict[str, Any]], output: list[dict[str, Any]], offered: 
     body: dict[str, Any] = {"messages": [*prompt, *output]}
     if offered:
         body["tools"] = offered
-    return count_prompt("chat/completions", body)
+    return count_prompt("chat/completions", body, exact=True)
 
 
 def _missing_and_unknown(record: dict[str, Any], required: set[str], known: set[str]) -> list[str]:

@@ -6,7 +6,8 @@
     GET /admin/failures             recent failed calls with their error and request
 
 Each handler parses its query (admin/params.py), asks the store one thing at a time, and shapes
-the answer; the SQL lives in the store engines. Listings show bounded previews of each row
+the answer; the SQL lives in the store. A store failure passes through: the error middleware
+answers it (503). Listings show bounded previews of each row
 (admin/previews.py); one interaction's route shows it whole.
 """
 
@@ -14,8 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
@@ -23,13 +23,13 @@ from gateway.admin.params import encode_cursor, interaction_query, time_window
 from gateway.admin.previews import preview
 from gateway.admin.stats import report
 from gateway.appkeys import STORE
-from gateway.errors import NotFound, StoreError, StoreUnavailable, ValidationFailed
-from gateway.feedback.event import latest
+from gateway.errors import NotFound, ValidationFailed
 from gateway.http_errors import json_response
-from gateway.interaction import ERROR
+from gateway.records.feedback import latest
+from gateway.records.interaction import ERROR
+from gateway.store import ReviewStore, StatsStore
 from gateway.store.queries import InteractionQuery
 
-T = TypeVar("T")
 # What a failure listing shows: enough to see what was asked and what went wrong.
 FAILURE_FIELDS = (
     "id",
@@ -68,20 +68,20 @@ async def get_interaction(request: web.Request) -> web.Response:
         interaction_id = str(uuid.UUID(raw_id))
     except ValueError:
         raise NotFound(f"No interaction {raw_id!r}: ids are UUIDs.", param="id") from None
-    store = request.app[STORE]
-    row = await stored(store.get_interaction(interaction_id))
+    store: ReviewStore = request.app[STORE]
+    row = await store.get_interaction(interaction_id)
     if row is None:
         raise NotFound(f"No interaction {interaction_id} is stored (yet).", param="id")
-    events = await stored(store.get_feedback(interaction_id))
+    events = await store.get_feedback(interaction_id)
     return json_response({**row, "feedback": {"events": events, "latest": latest(events)}})
 
 
 async def get_stats(request: web.Request) -> web.Response:
     window = time_window(request.query)
-    store = request.app[STORE]
-    usage = await stored(store.usage_by_variant(window))
-    latency = await stored(store.latency_percentiles(window))
-    feedback = await stored(store.feedback_by_variant(window))
+    store: StatsStore = request.app[STORE]
+    usage = await store.usage_by_variant(window)
+    latency = await store.latency_percentiles(window)
+    feedback = await store.feedback_by_variant(window)
     return json_response(report(window, usage, latency, feedback))
 
 
@@ -90,7 +90,8 @@ async def _page(
 ) -> dict[str, Any]:
     # One row more than asked tells whether another page exists, without a count.
     extra = dataclasses.replace(query, limit=query.limit + 1)
-    rows = await stored(request.app[STORE].list_interactions(extra))
+    store: ReviewStore = request.app[STORE]
+    rows = await store.list_interactions(extra)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     data = [{name: preview(row[name]) for name in fields or row} for row in rows]
@@ -100,10 +101,3 @@ async def _page(
         "has_more": more,
         "next_cursor": encode_cursor(rows[-1]) if more else None,
     }
-
-
-async def stored(call: Awaitable[T]) -> T:
-    try:
-        return await call
-    except StoreError as exc:
-        raise StoreUnavailable(f"The store did not answer: {exc}") from exc

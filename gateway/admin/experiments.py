@@ -11,7 +11,7 @@ from gateway.admin.params import time_window
 from gateway.appkeys import CONFIG, ROUTER, STORE
 from gateway.experiments import readout
 from gateway.http_errors import json_response
-from gateway.store import Store
+from gateway.store import StatsStore
 from gateway.store.queries import TimeWindow
 
 
@@ -24,7 +24,7 @@ async def experiment_readout(request: web.Request) -> web.Response:
 
 
 async def compute_readout(
-    store: Store, config: Any, model: str, control: str | None, window: TimeWindow
+    store: StatsStore, config: Any, model: str, control: str | None, window: TimeWindow
 ) -> dict[str, Any]:
     interactions, events = await store.experiment_rows(model, window)
     # The statistics (and scipy's import) run on a thread: the loop keeps serving traffic.

@@ -8,7 +8,7 @@
     GET  /admin/exports/{id}/files/{name}            a file of the run, streamed
 
 Previews and runs happen in a separate process (exporters/offload.py); a POST answers 202 with
-the run's id at once, and the run row shows its progress.
+the run's id at once (503 if the store does not answer), and the run row shows its progress.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from exporters.formats import FORMATS, FormatOptions
 from exporters.offload import ExportProcess
 from exporters.params import parse_filters
 from exporters.run import ExportRequest
-from gateway.admin.api import stored
 from gateway.admin.params import listing_limit
 from gateway.appkeys import CONFIG, STORE
 from gateway.bodies import read_json
 from gateway.errors import ConfigError, NotFound, ValidationFailed
 from gateway.http_errors import json_response
 from gateway.ids import uuid7
+from gateway.store import ExportRuns, Reachable
 
 EXPORT_PROCESS = web.AppKey("export_process", ExportProcess)
 _BODY_LIMIT = 64 * 1024
@@ -80,15 +80,19 @@ async def start(request: web.Request) -> web.Response:
             raise ValidationFailed("`all` must be true or false.", param="all")
         if job not in config.exports:
             raise NotFound(f"No export job {job!r} in the config.", param="job")
-        spec = {"job": job, "all": run_all, "id": run_id}
-        request.app[EXPORT_PROCESS].start(config, "job", spec)
+        action, spec = "job", {"job": job, "all": run_all, "id": run_id}
     else:
         filters = body.get("filters")
         filters = {} if filters is None else filters
         if not isinstance(filters, dict):
             raise ValidationFailed("`filters` must be an object.", param="filters")
         export = _request(body.get("format"), body.get("max_tokens"), filters)
-        request.app[EXPORT_PROCESS].start(config, "adhoc", {"request": export, "id": run_id})
+        action, spec = "adhoc", {"request": export, "id": run_id}
+    # The run records itself from the export process; with the database down it would fail
+    # with no row to show why, so the caller hears it now (503, from the error middleware).
+    store: Reachable = request.app[STORE]
+    await store.ping()
+    request.app[EXPORT_PROCESS].start(config, action, spec)
     url = f"/admin/exports/{run_id}"
     body = {"object": "export.run", "id": run_id, "status": "started", "url": url}
     return json_response(body, status=202)
@@ -96,10 +100,9 @@ async def start(request: web.Request) -> web.Response:
 
 async def list_runs(request: web.Request) -> web.Response:
     limit = listing_limit(request.query)
-    runs = await stored(
-        request.app[STORE].export_runs(
-            job=request.query.get("job"), status=request.query.get("status"), limit=limit
-        )
+    store: ExportRuns = request.app[STORE]
+    runs = await store.export_runs(
+        job=request.query.get("job"), status=request.query.get("status"), limit=limit
     )
     for run in runs:
         run.pop("manifest", None)  # one run's URL has it; a listing stays small
@@ -131,7 +134,8 @@ def _inside(path: Path, folder: Path) -> bool:
 
 async def _run(request: web.Request) -> dict[str, Any]:
     run_id = request.match_info["id"]
-    run = await stored(request.app[STORE].get_export_run(run_id))
+    store: ExportRuns = request.app[STORE]
+    run = await store.get_export_run(run_id)
     if run is None:
         raise NotFound(f"No export run {run_id!r}.", param="id")
     return run
@@ -160,14 +164,20 @@ def _request(fmt: Any, max_tokens: Any, filters: dict[str, Any]) -> ExportReques
     return ExportRequest(fmt, parsed, options)
 
 
+# Beyond any model's context by far; a bound keeps 2**64 out of the answer that echoes it.
+_MOST_TOKENS = 100_000_000
+
+
 def _max_tokens(value: Any) -> int:
-    """A whole number of tokens, at least 1: a JSON integer, or digits in a query string."""
+    """A whole number of tokens, 1 to _MOST_TOKENS: a JSON integer, or digits in a query."""
     if value is None:
         return FormatOptions().max_tokens
     if isinstance(value, str) and value.isascii() and value.isdigit():
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValidationFailed("`max_tokens` must be a positive integer.", param="max_tokens")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= _MOST_TOKENS:
+        raise ValidationFailed(
+            f"`max_tokens` must be an integer from 1 to {_MOST_TOKENS:,}.", param="max_tokens"
+        )
     return value
 
 

@@ -18,8 +18,8 @@ import orjson
 from multidict import MultiMapping
 
 from gateway.errors import ValidationFailed
-from gateway.feedback.event import OUTCOMES
-from gateway.interaction import CLIENT_DISCONNECTED, ERROR, SUCCESS
+from gateway.records.feedback import OUTCOMES
+from gateway.records.interaction import CLIENT_DISCONNECTED, ERROR, SUCCESS
 from gateway.store.queries import Cursor, InteractionQuery, TimeWindow
 
 DEFAULT_LIMIT = 50

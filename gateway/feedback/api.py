@@ -1,7 +1,8 @@
 """`POST /v1/feedback`: check, authorize, tie each item to its interaction, store, answer 201.
 
-Unlike inference, the write is awaited: the caller wants to know its feedback is saved (a 503
-says it is not). The request is all or nothing: any bad, forbidden or unknown item stores none.
+Unlike inference, the write is awaited: the caller wants to know its feedback is saved (a 503,
+from the error middleware when the store fails, says it is not). The request is all or
+nothing: any bad, forbidden or unknown item stores none.
 
 Which interaction an item is about, in order: its `interaction_id`; its `response_id`, through
 the ids this process saw lately, then the store; or the interaction of its feedback token. An
@@ -18,31 +19,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from gateway.appkeys import CONFIG, FEEDBACK_TOKENS, KEYS, METRICS, RECENT_INTERACTIONS, STORE
 from gateway.auth import ADMIN, API_KEY, KEY_NAME
 from gateway.bodies import read_json
-from gateway.errors import (
-    AuthenticationFailed,
-    NotFound,
-    PermissionDenied,
-    StoreError,
-    StoreUnavailable,
-)
+from gateway.errors import AuthenticationFailed, NotFound, PermissionDenied
 from gateway.feedback.edits import EditBudget, answer_text, classify, levenshtein
-from gateway.feedback.event import Feedback
 from gateway.feedback.recent import Labels
-from gateway.feedback.tokens import FEEDBACK_TOKEN_HEADER
 from gateway.feedback.validate import FeedbackItem, parse_body
 from gateway.http_errors import json_response
 from gateway.ids import uuid7
 from gateway.metrics import feedback_events
-
-if TYPE_CHECKING:
-    from gateway.store import Store
+from gateway.records.feedback import Feedback
+from gateway.records.headers import FEEDBACK_TOKEN_HEADER
+from gateway.store import FeedbackStore
 
 # How long past `capture.flush_interval` a correction waits for its answer's row when it came
 # in before the recorder wrote it; after that its edit distance is left null.
@@ -58,13 +50,11 @@ async def post_feedback(request: web.Request) -> web.Response:
     header_token = request.headers.get(FEEDBACK_TOKEN_HEADER)
     items, batch = parse_body(body, header_token=header_token is not None)
     grants = _grants(request, items, header_token)
-    try:
-        interaction_ids, models = await _resolve(app, items, grants, _owner(request))
-        rows = _events(items, interaction_ids, request.get(KEY_NAME))
-        await _measure_corrections(app, rows)
-        stored = await app[STORE].insert_feedback(rows)
-    except StoreError as exc:
-        raise StoreUnavailable(f"Feedback was not saved: {exc}. Retry shortly.") from exc
+    interaction_ids, models = await _resolve(app, items, grants, _owner(request))
+    rows = _events(items, interaction_ids, request.get(KEY_NAME))
+    await _measure_corrections(app, rows)
+    store: FeedbackStore = app[STORE]
+    stored = await store.insert_feedback(rows)
     _observe(
         app,
         [row for row, stored_id in zip(rows, stored, strict=True) if row.id == stored_id],
@@ -121,7 +111,8 @@ async def _resolve(
 ) -> tuple[list[str], dict[str, Labels]]:
     """The interaction id of each item, and the (model, variant) of those looked up in the
     store; PermissionDenied or NotFound naming the items."""
-    recent, store = app[RECENT_INTERACTIONS], app[STORE]
+    recent = app[RECENT_INTERACTIONS]
+    store: FeedbackStore = app[STORE]
     ids: list[str | None] = [
         item.interaction_id
         or (recent.interaction_for(item.response_id) if item.response_id else grant)
@@ -158,7 +149,7 @@ async def _resolve(
     return [id_ for id_ in ids if id_ is not None], stored
 
 
-async def _stored(store: Store, ids: list[str], owner: str | None) -> dict[str, Labels]:
+async def _stored(store: FeedbackStore, ids: list[str], owner: str | None) -> dict[str, Labels]:
     """Those of `ids` whose row is stored (and made by `owner`, if given): id -> labels."""
     if not ids:
         return {}
@@ -222,7 +213,8 @@ async def _measure_corrections(app: web.Application, rows: Sequence[Feedback]) -
 
 async def _responses(app: web.Application, ids: set[str]) -> dict[str, object]:
     """Stored responses of `ids`, waiting a little for rows the recorder has not written yet."""
-    store, capture = app[STORE], app[CONFIG].capture
+    store: FeedbackStore = app[STORE]
+    capture = app[CONFIG].capture
     found = await store.responses(list(ids))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + capture.flush_interval + _ANSWER_WAIT_SECONDS

@@ -17,8 +17,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.errors import PermissionDenied
-from gateway.feedback.tokens import FEEDBACK_TOKEN_HEADER
 from gateway.http_errors import error_response
+from gateway.records.headers import FEEDBACK_TOKEN_HEADER
 
 FEEDBACK_PATH = "/v1/feedback"
 _ALLOW_HEADERS = f"Content-Type, {FEEDBACK_TOKEN_HEADER}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from gateway.interaction import Interaction
+from gateway.records.interaction import Interaction
 
 Labels = tuple[str | None, str | None]  # (requested model, variant), for feedback metrics
 _Entry = tuple[Labels | None, str | None]  # labels once answered, the API key's name

@@ -31,7 +31,6 @@ from gateway.errors import AuthenticationFailed
 
 log = logging.getLogger(__name__)
 
-FEEDBACK_TOKEN_HEADER = "Flywheel-Feedback-Token"
 # Supervisor -> workers, for a secret drawn at start (never read from a user's environment
 # on purpose: configure feedback.token_secret instead).
 GENERATED_SECRET_ENV = "FLYWHEEL_GENERATED_FEEDBACK_SECRET"

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import InvalidRequest, ValidationFailed
-from gateway.feedback.event import OUTCOMES, THUMBS
-from gateway.proxy.metadata import MAX_ID_LENGTH, MAX_TAGS, parse_tags
+from gateway.records.feedback import OUTCOMES, THUMBS
+from gateway.records.tags import MAX_ID_LENGTH, MAX_TAGS, parse_tags
 
 MAX_BATCH = 1_000
 MAX_TEXT_CHARS = 100_000  # a correction or comment; the body limit still applies

@@ -13,7 +13,6 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 
 from gateway.config import Config
 from gateway.errors import ApiError, UpstreamError
-from gateway.interaction import Interaction
 from gateway.metrics import workers
 from gateway.metrics.capture import CaptureMetrics
 from gateway.metrics.copies import Copy
@@ -25,6 +24,7 @@ from gateway.metrics.reloads import ReloadMetrics
 from gateway.metrics.requests import RequestMetrics
 from gateway.overload import InFlightLimit
 from gateway.recorder import Recorder
+from gateway.records.interaction import Interaction
 
 
 class Metrics:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gateway.errors import ApiError, UpstreamError, UpstreamTimeout
-from gateway.interaction import CLIENT_DISCONNECTED, ERROR, Interaction
 from gateway.metrics.labels import NONE, LabelBounds
+from gateway.records.interaction import CLIENT_DISCONNECTED, ERROR, Interaction
 
 # Whole requests and upstream calls: an embedding or a cached answer takes milliseconds, a chat
 # completion seconds, a reasoning model or a long stream minutes (a provider's read_timeout is

@@ -21,6 +21,7 @@ import orjson
 from gateway.config import ProviderConfig
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.providers.base import UpstreamResponse
+from gateway.providers.limits import Limits
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class LiteLLMProvider:
     def __init__(self, config: ProviderConfig):
         self.name = config.name
         self._prefix = config.litellm_provider
+        self._limits = Limits.of(config)
         self._litellm = _import_litellm()
         self._blocked = _CLIENT_SETTINGS | frozenset(
             getattr(importlib.import_module("litellm.types.utils"), "all_litellm_params", ())
@@ -138,13 +140,19 @@ class LiteLLMProvider:
         call = getattr(self._litellm, _CALLS[endpoint])
         request = {k: v for k, v in body.items() if not self._is_setting(k)}
         params = {**request, **self._options, "model": f"{self._prefix}/{body['model']}"}
-        try:
-            result = await call(**params)
-        except Exception as exc:  # litellm raises its own tree; map it by status below
-            return self._failure(exc)
+        deadline = self._limits.deadline()
+        async with self._limits.until(deadline):
+            try:
+                result = await call(**params)
+            except Exception as exc:  # litellm raises its own tree; map it by status below
+                return self._failure(exc)
         if stream:
-            return UpstreamResponse(200, "text/event-stream", chunks=self._sse(result))
-        return UpstreamResponse(200, "application/json", body=orjson.dumps(_whole(result)))
+            chunks = self._limits.stream(self._sse(result), deadline)
+            return UpstreamResponse(200, "text/event-stream", chunks=chunks)
+        # litellm has read the whole body already; what is relayed and stored is still bounded.
+        payload = orjson.dumps(_whole(result))
+        self._limits.check_body_size(len(payload))
+        return UpstreamResponse(200, "application/json", body=payload)
 
     def _is_setting(self, key: str) -> bool:
         return key in self._blocked or key.startswith(_CLIENT_SETTING_PREFIXES)

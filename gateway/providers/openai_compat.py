@@ -15,6 +15,10 @@ from yarl import URL
 from gateway.config import ProviderConfig
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.providers.base import ENDPOINTS, UpstreamResponse
+from gateway.providers.limits import Limits
+
+# Enough of a 5xx body for its message; the rest is not read.
+_ERROR_BODY_BYTES = 64 * 1024
 
 
 class OpenAICompatProvider:
@@ -28,6 +32,7 @@ class OpenAICompatProvider:
             for endpoint in ENDPOINTS
         }
         self._session = session
+        self._limits = Limits.of(config)
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=config.connect_timeout, sock_read=config.read_timeout
         )
@@ -39,35 +44,42 @@ class OpenAICompatProvider:
                 self._headers[config.api_key_header] = config.api_key
 
     async def send(self, endpoint: str, body: dict[str, Any], stream: bool) -> UpstreamResponse:
-        try:
-            response = await self._session.post(
-                self._urls[endpoint],
-                data=orjson.dumps(body),
-                headers=self._headers,
-                timeout=self._timeout,
-            )
-        except TimeoutError as exc:
-            raise UpstreamTimeout(self.name, "no answer before the timeout") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(self.name, f"cannot reach {self._base_url}: {exc}") from exc
+        deadline = self._limits.deadline()
+        async with self._limits.until(deadline):
+            try:
+                response = await self._session.post(
+                    self._urls[endpoint],
+                    data=orjson.dumps(body),
+                    headers=self._headers,
+                    timeout=self._timeout,
+                )
+            except TimeoutError as exc:
+                raise UpstreamTimeout(self.name, "no answer before the timeout") from exc
+            except aiohttp.ClientError as exc:
+                raise UpstreamError(self.name, f"cannot reach {self._base_url}: {exc}") from exc
 
-        content_type = response.headers.get("Content-Type", "application/json")
-        if response.status >= 500:
-            detail = await self._read_error(response)
-            raise UpstreamError(
-                self.name, f"HTTP {response.status}: {detail}", upstream_status=response.status
-            )
-        if stream and response.status == 200 and content_type.startswith("text/event-stream"):
-            return UpstreamResponse(200, content_type, chunks=self._relay(response))
+            content_type = response.headers.get("Content-Type", "application/json")
+            if response.status >= 500:
+                detail = await self._read_error(response)
+                raise UpstreamError(
+                    self.name, f"HTTP {response.status}: {detail}", upstream_status=response.status
+                )
+            if stream and response.status == 200 and content_type.startswith("text/event-stream"):
+                chunks = self._limits.stream(self._relay(response), deadline)
+                return UpstreamResponse(200, content_type, chunks=chunks)
+            payload = await self._read(response)
+        return UpstreamResponse(response.status, content_type, body=payload)
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         try:
-            payload = await response.read()
+            return await self._limits.read_body(response.content.iter_any())
         except TimeoutError as exc:
             raise UpstreamTimeout(self.name, "response body timed out") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(self.name, f"response cut off: {exc}") from exc
         finally:
+            # A connection with bytes left unread (a body over the limit) is closed, not pooled.
             response.release()
-        return UpstreamResponse(response.status, content_type, body=payload)
 
     async def _relay(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         finished = False
@@ -88,8 +100,12 @@ class OpenAICompatProvider:
                 response.close()
 
     async def _read_error(self, response: aiohttp.ClientResponse) -> str:
+        raw = b""
         try:
-            raw = await response.read()
+            async for piece in response.content.iter_any():
+                raw += piece
+                if len(raw) >= _ERROR_BODY_BYTES:
+                    break
         except (aiohttp.ClientError, TimeoutError):
             return "(no body)"
         finally:

@@ -4,6 +4,10 @@ client sees, and assembles the message (content, tool calls, finish reason, usag
 Events are forwarded byte-for-byte as soon as they are complete. The one exception is the usage
 chunk the gateway asked for on the client's behalf (`stream_options.include_usage`), which is
 dropped so such a client sees exactly the stream it would have had from the provider.
+
+Nothing an upstream sends may make it raise: a value of the wrong type is skipped (the bytes
+still reach the client as they came) and the rest is assembled. Its work is linear in the bytes
+fed; how large an event may grow is bounded before it gets here (gateway/providers/limits.py).
 """
 
 from __future__ import annotations
@@ -15,6 +19,28 @@ from typing import Any
 import orjson
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+# An event end may straddle two reads: a new search starts this far back into the old bytes.
+_EVENT_END_OVERLAP = 3
+# OpenAI allows up to 128 choices (`n`); an index past this is garbage, read as choice 0.
+_MAX_CHOICES = 1024
+# Text kept of one streamed answer, as much as a whole answer may have by default
+# (`max_response_bytes`). Streamed envelopes are ~50x their text, so a stream that reaches
+# this is no real answer; the rest is still relayed, only not kept (see `truncated`).
+MAX_KEPT_CHARS = 32 * 1024 * 1024
+
+
+@dataclass
+class _ToolCall:
+    # Pieces joined once at the end: `+=` on a string held in a dict copies it each time,
+    # which made a long streamed tool call quadratic (50,000 pieces took 30 s).
+    id: str | None = None
+    type: str = "function"
+    name: list[str] = field(default_factory=list)
+    arguments: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        function = {"name": "".join(self.name), "arguments": "".join(self.arguments)}
+        return {"id": self.id, "type": self.type, "function": function}
 
 
 @dataclass
@@ -23,7 +49,7 @@ class _Choice:
     content: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     refusal: list[str] = field(default_factory=list)
-    tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    tool_calls: dict[int, _ToolCall] = field(default_factory=dict)
     finish_reason: str | None = None
 
 
@@ -40,8 +66,11 @@ class ResponseAssembler:
         self.first_token_at: float | None = None
         self.saw_done = False
         self.whole: dict[str, Any] | None = None
+        self.truncated = False  # a streamed answer past MAX_KEPT_CHARS: its text was cut there
+        self._kept = 0  # characters of streamed text kept so far
         self._choices: dict[int, _Choice] = {}
-        self._buffer = b""
+        self._buffer = bytearray()  # the start of an event not yet ended
+        self._searched = 0  # bytes of the buffer already searched for an event's end
 
     # -- streams -------------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> bytes:
@@ -49,17 +78,22 @@ class ResponseAssembler:
         self._buffer += data
         out = []
         start = 0
-        for match in _EVENT_END.finditer(self._buffer):
-            event = self._buffer[start : match.end()]
+        # Only new bytes are searched: searching the whole buffer on every read is quadratic
+        # in the length of an event (10 MB without an event end took seconds of loop time).
+        for match in _EVENT_END.finditer(self._buffer, max(self._searched - _EVENT_END_OVERLAP, 0)):
+            event = bytes(self._buffer[start : match.end()])
             start = match.end()
             if self._on_event(event, now):
                 out.append(event)
-        self._buffer = self._buffer[start:]
+        del self._buffer[:start]
+        self._searched = len(self._buffer)
         return b"".join(out)
 
     def flush(self, now: float) -> bytes:
         """At end of stream: an unterminated last event is still read, and passed on if sane."""
-        rest, self._buffer = self._buffer, b""
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        self._searched = 0
         if rest.strip() and self._on_event(rest, now):
             return rest + b"\n\n"
         return b""
@@ -81,68 +115,85 @@ class ResponseAssembler:
             return True
         self._head(chunk)
         if chunk.get("usage"):
-            self.usage = chunk["usage"]
+            self._take_usage(chunk["usage"])
             if self.hide_usage_chunk and not chunk.get("choices"):
                 return False
-        for delta_choice in chunk.get("choices") or []:
-            if self._apply_delta(delta_choice) and self.first_token_at is None:
+        for delta_choice in _list(chunk.get("choices")):
+            produced = isinstance(delta_choice, dict) and self._apply_delta(delta_choice)
+            if produced and self.first_token_at is None:
                 self.first_token_at = now
         return True
 
     def _apply_delta(self, payload: dict[str, Any]) -> bool:
         """Merge one streamed choice; True when it carried generated output."""
-        choice = self._choices.setdefault(int(payload.get("index") or 0), _Choice())
-        if payload.get("finish_reason"):
+        choice = self._choices.setdefault(_index(payload.get("index")), _Choice())
+        if _text(payload.get("finish_reason")):
             choice.finish_reason = payload["finish_reason"]
         if "text" in payload:  # legacy completions
-            if payload["text"]:
-                choice.content.append(payload["text"])
-                return True
+            return self._keep(choice.content, payload["text"])
+        delta = payload.get("delta")
+        if not isinstance(delta, dict):
             return False
-        delta = payload.get("delta") or {}
-        produced = False
-        if delta.get("role"):
+        if _text(delta.get("role")):
             choice.role = delta["role"]
+        produced = False
         for key, parts in (
             ("content", choice.content),
             ("reasoning_content", choice.reasoning),
             ("refusal", choice.refusal),
         ):
-            if delta.get(key):
-                parts.append(delta[key])
+            produced = self._keep(parts, delta.get(key)) or produced
+        for call in _list(delta.get("tool_calls")):
+            if isinstance(call, dict):
+                self._merge_tool_call(choice, call)
                 produced = True
-        for call in delta.get("tool_calls") or []:
-            produced = True
-            slot = choice.tool_calls.setdefault(
-                int(call.get("index") or 0),
-                {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
-            )
-            if call.get("id"):
-                slot["id"] = call["id"]
-            if call.get("type"):
-                slot["type"] = call["type"]
-            function = call.get("function") or {}
-            slot["function"]["name"] += function.get("name") or ""
-            slot["function"]["arguments"] += function.get("arguments") or ""
         return produced
+
+    def _merge_tool_call(self, choice: _Choice, call: dict[str, Any]) -> None:
+        """Add one streamed tool-call fragment to the call with the same index."""
+        slot = choice.tool_calls.setdefault(_index(call.get("index")), _ToolCall())
+        if _text(call.get("id")):
+            slot.id = call["id"]
+        if _text(call.get("type")):
+            slot.type = call["type"]
+        function = _dict(call.get("function"))
+        self._keep(slot.name, function.get("name"))
+        self._keep(slot.arguments, function.get("arguments"))
+
+    def _keep(self, parts: list[str], value: Any) -> bool:
+        """Keep a piece of streamed text while under MAX_KEPT_CHARS; True when there was one."""
+        if not _text(value):
+            return False
+        if self._kept + len(value) <= MAX_KEPT_CHARS:
+            parts.append(value)
+            self._kept += len(value)
+        else:
+            self.truncated = True
+        return True
 
     # -- whole bodies --------------------------------------------------------------------
     def load(self, body: dict[str, Any]) -> None:
         self.whole = body
         self._head(body)
-        self.usage = body.get("usage") or None
+        self._take_usage(body.get("usage"))
 
     def _head(self, chunk: dict[str, Any]) -> None:
-        if self.response_id is None and chunk.get("id"):
-            self.response_id = str(chunk["id"])
-            self.model = chunk.get("model")
-            self.created = chunk.get("created")
+        if self.response_id is None and _text(chunk.get("id")):
+            self.response_id = chunk["id"]
+            model, created = chunk.get("model"), chunk.get("created")
+            self.model = model if isinstance(model, str) else None
+            self.created = created if isinstance(created, int) else None
+
+    def _take_usage(self, usage: Any) -> None:
+        # Its counts are checked where they become columns (capture); here only its shape.
+        if isinstance(usage, dict) and usage:
+            self.usage = usage
 
     # -- what was answered ---------------------------------------------------------------
     @property
     def finish_reason(self) -> str | None:
         if self.whole is not None:
-            return self._whole_choice().get("finish_reason")
+            return _text(self._whole_choice().get("finish_reason")) or None
         streamed = self._choices.get(0)
         return streamed.finish_reason if streamed else None
 
@@ -150,20 +201,20 @@ class ResponseAssembler:
         if self.whole is not None:
             choice = self._whole_choice()
             if "text" in choice:
-                return str(choice.get("text") or "")
-            return str((choice.get("message") or {}).get("content") or "")
+                return _text(choice["text"])
+            return _content_text(_dict(choice.get("message")).get("content"))
         streamed = self._choices.get(0)
         return "".join(streamed.content) if streamed else ""
 
     def has_tool_calls(self) -> bool:
         if self.whole is not None:
-            return bool((self._whole_choice().get("message") or {}).get("tool_calls"))
+            return bool(_list(_dict(self._whole_choice().get("message")).get("tool_calls")))
         streamed = self._choices.get(0)
         return bool(streamed and streamed.tool_calls)
 
     def _whole_choice(self) -> dict[str, Any]:
-        choices = (self.whole or {}).get("choices") or [{}]
-        return choices[0] if isinstance(choices[0], dict) else {}
+        choices = _list((self.whole or {}).get("choices"))
+        return _dict(choices[0]) if choices else {}
 
     def response(self) -> dict[str, Any]:
         """The body to store: the provider's own, or for a stream the message it added up to."""
@@ -190,7 +241,8 @@ class ResponseAssembler:
             if choice.refusal:
                 message["refusal"] = "".join(choice.refusal)
             if choice.tool_calls:
-                message["tool_calls"] = [choice.tool_calls[i] for i in sorted(choice.tool_calls)]
+                calls = [choice.tool_calls[i].as_dict() for i in sorted(choice.tool_calls)]
+                message["tool_calls"] = calls
             choices.append(
                 {"index": index, "message": message, "finish_reason": choice.finish_reason}
             )
@@ -202,3 +254,28 @@ class ResponseAssembler:
             "choices": choices,
             "usage": self.usage,
         }
+
+
+# Readers of upstream JSON that answer with an empty value of the expected type when the
+# upstream sent another type.
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _index(value: Any) -> int:
+    return value if isinstance(value, int) and 0 <= value < _MAX_CHOICES else 0
+
+
+def _content_text(content: Any) -> str:
+    """A message's content: a string, or the text of its parts."""
+    if isinstance(content, list):
+        return "".join(_text(_dict(part).get("text")) for part in content)
+    return _text(content)

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.interaction import ERROR, Interaction
 from gateway.pricing import PriceTable
 from gateway.proxy.assembler import ResponseAssembler
 from gateway.quality import quality_flags
+from gateway.records.interaction import ERROR, Interaction
 from gateway.routing import Route
 from gateway.tokens import count_completion, count_prompt
 
 # Flagged when an upstream's usage had a count that is not one (a string, -1, 2**64-1).
 USAGE_OUT_OF_RANGE = "usage_out_of_range"
+# Flagged when a streamed answer was longer than the assembler keeps (gateway/proxy/assembler.py).
+ANSWER_TRUNCATED = "answer_truncated"
 MAX_TOKENS = 2**40
 
 
@@ -77,6 +79,8 @@ def fill_answer(interaction: Interaction, assembler: ResponseAssembler, answered
         assembler.has_tool_calls() if answered else False,
         assembler.finish_reason,
     )
+    if assembler.truncated:  # relayed whole, but only its first MAX_KEPT_CHARS were kept
+        interaction.quality_flags = [*interaction.quality_flags, ANSWER_TRUNCATED]
 
 
 def _without_vectors(response: dict[str, Any]) -> dict[str, Any]:

@@ -31,21 +31,19 @@ from gateway.appkeys import (
 from gateway.auth import KEY_NAME
 from gateway.bodies import read_json
 from gateway.errors import ApiError, InvalidRequest, UpstreamError
-from gateway.feedback.tokens import FEEDBACK_TOKEN_HEADER
 from gateway.http_errors import error_response, json_response
 from gateway.ids import uuid7
-from gateway.interaction import CLIENT_DISCONNECTED, ERROR, Interaction
 from gateway.providers import UpstreamResponse
 from gateway.proxy.assembler import ResponseAssembler
 from gateway.proxy.body_secrets import strip_secrets
 from gateway.proxy.capture import fill_answer, fill_usage
 from gateway.proxy.metadata import read_metadata
+from gateway.records.headers import FEEDBACK_TOKEN_HEADER, INTERACTION_HEADER, VARIANT_HEADER
+from gateway.records.interaction import CLIENT_DISCONNECTED, ERROR, Interaction
 from gateway.routing import Route
 
 log = logging.getLogger(__name__)
 
-INTERACTION_HEADER = "Flywheel-Interaction-Id"
-VARIANT_HEADER = "Flywheel-Variant"
 # Flagged when tokens, cost or the normalized answer could not be derived from what came back.
 DERIVATION_FAILED = "derivation_failed"
 
@@ -327,6 +325,8 @@ def _feed(
     turned into an UpstreamError: the client then gets an error event, not a dropped stream."""
     try:
         return assembler.feed(data, now) if data is not None else assembler.flush(now)
+    except UpstreamError:
+        raise  # a limit the assembler enforces, with its own message
     except Exception as exc:
         log.exception("interaction %s: unreadable stream", exchange.interaction.id)
         provider = exchange.route.provider if exchange.route else "unknown"

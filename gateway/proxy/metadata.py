@@ -13,11 +13,8 @@ from typing import Any
 from multidict import CIMultiDictProxy
 
 from gateway.errors import InvalidRequest
+from gateway.records.tags import MAX_ID_LENGTH, check_tags, parse_tags
 from gateway.storable import clean_text
-
-# Bounds keep one client from writing unbounded metadata into every row.
-MAX_ID_LENGTH = 256
-MAX_TAGS = 32
 
 
 @dataclass(frozen=True)
@@ -25,25 +22,6 @@ class RequestMetadata:
     user: str | None = None
     session: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
-
-
-def parse_tags(raw: str, param: str) -> dict[str, str]:
-    """`team=search,env=prod` -> {"team": "search", "env": "prod"}; a bare word maps to ""."""
-    tags = {}
-    for item in raw.split(","):
-        key, _, value = item.partition("=")
-        if key.strip():
-            tags[key.strip()] = value.strip()
-    return _check_tags(tags, param)
-
-
-def _check_tags(tags: dict[str, Any], param: str) -> dict[str, str]:
-    if len(tags) > MAX_TAGS:
-        raise InvalidRequest(f"At most {MAX_TAGS} tags are allowed.", param=param)
-    for key, value in tags.items():
-        if not isinstance(value, str | int | float | bool):
-            raise InvalidRequest(f"Tag {key!r} must have a string value.", param=param)
-    return {str(k)[:MAX_ID_LENGTH]: str(v)[:MAX_ID_LENGTH] for k, v in tags.items()}
 
 
 def _identifier(value: Any, param: str) -> str | None:
@@ -84,7 +62,7 @@ def read_metadata(headers: CIMultiDictProxy[str], body: dict[str, Any]) -> Reque
     if isinstance(body_tags, str):
         tags.update(parse_tags(body_tags, "flywheel.tags"))
     elif isinstance(body_tags, dict):
-        tags.update(_check_tags(body_tags, "flywheel.tags"))
+        tags.update(check_tags(body_tags, "flywheel.tags"))
     elif body_tags is not None:
         raise InvalidRequest(
             "'flywheel.tags' must be an object or 'k=v,...'.", param="flywheel.tags"
@@ -97,4 +75,4 @@ def read_metadata(headers: CIMultiDictProxy[str], body: dict[str, Any]) -> Reque
     session = _identifier(extra.get("session"), "flywheel.session") or _identifier(
         header_text(headers.get("Flywheel-Session")), "Flywheel-Session"
     )
-    return RequestMetadata(user=user, session=session, tags=_check_tags(tags, "flywheel.tags"))
+    return RequestMetadata(user=user, session=session, tags=check_tags(tags, "flywheel.tags"))

@@ -1,9 +1,11 @@
-"""Storage engines behind one `Store` protocol: SQLite (embedded default) and PostgreSQL.
+"""Storage engines behind one contract: SQLite (embedded default) and PostgreSQL.
 
-Layout: `base.py` the contract; `queries.py` what the review API and exporters ask; `sql.py`
-every query, written once; `dialect.py` what the engines spell differently; `sqlite.py` and
-`postgres.py` connections, value conversion, error boundary and what only they do (the
-recorder's batch insert, migrations, the job lock); `migrator.py` migrations at start.
+Layout: `base.py` the contract, one protocol per role (the recorder's sink, feedback, review,
+stats, exports, jobs, migrations) and `Store`, their union; `queries.py` what the review API
+and exporters ask; `sql.py` every query, written once; `dialect.py` what the engines spell
+differently; `sqlite.py` and `postgres.py` connections, value conversion, error boundary and
+what only they do (the recorder's batch insert, migrations, the job lock); `migrator.py`
+migrations at start.
 """
 
 from __future__ import annotations
@@ -13,7 +15,18 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlparse
 
-from gateway.store.base import Store
+from gateway.store.base import (
+    ExportJobs,
+    ExportRuns,
+    ExportSource,
+    FeedbackStore,
+    InteractionSink,
+    Migratable,
+    Reachable,
+    ReviewStore,
+    StatsStore,
+    Store,
+)
 
 
 class OpenStore:
@@ -58,4 +71,17 @@ def open_store(url: str, *, pool_size: int = 10, connect: bool = True) -> OpenSt
     return OpenStore(url, pool_size=pool_size, connect=connect)
 
 
-__all__ = ["OpenStore", "Store", "open_store"]
+__all__ = [
+    "ExportJobs",
+    "ExportRuns",
+    "ExportSource",
+    "FeedbackStore",
+    "InteractionSink",
+    "Migratable",
+    "OpenStore",
+    "Reachable",
+    "ReviewStore",
+    "StatsStore",
+    "Store",
+    "open_store",
+]

@@ -1,9 +1,25 @@
-"""The storage contract every engine implements, and the migration files they share a layout of.
+"""The storage contract every engine implements, split by role, and the migration file layout.
 
 Engines are small: they translate `Interaction` and `Feedback` rows to their database and back;
 the queries are written once, in sql.py, against each engine's dialect. Nothing here is called
 on the inference path; the recorder batches writes in the background. Feedback and review calls
 are awaited by their own routes.
+
+The contract is split by who uses it, so each caller's type says what it may touch (and a test
+double implements only that). The engines implement every role; `Store` is their union.
+
+    Reachable        ping                          /readyz; POST /admin/exports before it starts
+    InteractionSink  + insert_interactions         the recorder
+    Migratable       migrate                       the migrator at start; `flywheel migrate`
+    FeedbackStore    feedback in, interactions it  POST /v1/feedback
+                     refers to
+    ReviewStore      listings, one interaction     the admin API's interaction routes
+    StatsStore       aggregates, readout rows      /admin/stats, /admin/experiments, the CLI
+    ExportSource     export_page                   exporters/selection.py, run.py
+    ExportRuns       the export_runs table         the admin export routes
+    ExportJobs       ExportSource + ExportRuns     exporters/jobs.py (recorded runs, named jobs)
+                     + job_lock
+    Store            all of them, engine, close    app wiring, the CLI, the benchmark
 """
 
 from __future__ import annotations
@@ -14,8 +30,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
 
-from gateway.feedback.event import Feedback
-from gateway.interaction import Interaction
+from gateway.records.feedback import Feedback
+from gateway.records.interaction import Interaction
 from gateway.store.queries import Cursor, ExportQuery, InteractionQuery, TimeWindow
 
 EXPORT_RUN_COLUMNS = (
@@ -41,30 +57,41 @@ class Migration:
     sql: str
 
 
-class Store(Protocol):
-    engine: str
-
-    async def migrate(self) -> list[str]:
-        """Apply pending migrations in order; return the names applied now."""
-        ...
-
-    async def insert_interactions(self, rows: Sequence[Interaction]) -> None:
-        """Insert rows in one batch; ids already stored are skipped (replays are safe)."""
-        ...
-
-    async def get_interaction(self, interaction_id: str) -> dict[str, Any] | None:
-        """One interaction as a plain dict (JSON columns decoded), or None."""
-        ...
+class Reachable(Protocol):
+    """Whether the database answers: `/readyz`, and a check before work it must record."""
 
     async def ping(self) -> None:
         """Raise StoreError unless the database answers."""
         ...
 
-    # -- feedback (awaited by POST /v1/feedback) -------------------------------------------
+
+class InteractionSink(Reachable, Protocol):
+    """What the recorder writes to (and pings while it replays its spool)."""
+
+    async def insert_interactions(self, rows: Sequence[Interaction]) -> None:
+        """Insert rows in one batch; ids already stored are skipped (replays are safe)."""
+        ...
+
+
+class Migratable(Protocol):
+    """What the migrator at start, and `flywheel migrate`, run."""
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations in order; return the names applied now."""
+        ...
+
+
+class FeedbackStore(Protocol):
+    """What `POST /v1/feedback` reads and writes (awaited: the caller wants to know)."""
+
     async def insert_feedback(self, rows: Sequence[Feedback]) -> list[str]:
         """Insert in one transaction; the stored id of each row, in order. A row whose
         (interaction_id, idempotency_key) is already stored is skipped and that row's id is
         returned instead: a retried request gets its first result."""
+        ...
+
+    async def get_interaction(self, interaction_id: str) -> dict[str, Any] | None:
+        """One interaction as a plain dict (JSON columns decoded), or None."""
         ...
 
     async def interaction_models(
@@ -81,15 +108,26 @@ class Store(Protocol):
         """Interaction id -> stored response body, for the rows that exist."""
         ...
 
+
+class ReviewStore(Protocol):
+    """What the admin API's interaction routes read: listings and one interaction whole."""
+
+    async def get_interaction(self, interaction_id: str) -> dict[str, Any] | None:
+        """One interaction as a plain dict (JSON columns decoded), or None."""
+        ...
+
     async def get_feedback(self, interaction_id: str) -> list[dict[str, Any]]:
         """An interaction's feedback events, oldest first."""
         ...
 
-    # -- review (admin API) ----------------------------------------------------------------
     async def list_interactions(self, query: InteractionQuery) -> list[dict[str, Any]]:
         """Newest first, after `query.after`, at most `query.limit` rows, each with its
         `feedback_count`."""
         ...
+
+
+class StatsStore(Protocol):
+    """The aggregates behind `/admin/stats` and the A/B readouts (admin API and CLI)."""
 
     async def usage_by_variant(self, window: TimeWindow) -> list[dict[str, Any]]:
         """Per (model, variant): counts by status, cost, tokens, latency percentiles."""
@@ -111,7 +149,10 @@ class Store(Protocol):
         the feedback events on them, oldest first."""
         ...
 
-    # -- exports ---------------------------------------------------------------------------
+
+class ExportSource(Protocol):
+    """What an export reads: interactions with their feedback, page by page."""
+
     async def export_page(
         self, query: ExportQuery, after: Cursor | None, limit: int
     ) -> list[dict[str, Any]]:
@@ -120,6 +161,10 @@ class Store(Protocol):
         stays at one page however many rows match, and no transaction is held open between
         pages (the recorder never waits on an export)."""
         ...
+
+
+class ExportRuns(Protocol):
+    """The `export_runs` table: written by runs, read by the admin API."""
 
     async def save_export_run(self, run: Mapping[str, Any]) -> None:
         """Insert or update one `export_runs` row (every column of `EXPORT_RUN_COLUMNS`)."""
@@ -133,11 +178,29 @@ class Store(Protocol):
 
     async def get_export_run(self, run_id: str) -> dict[str, Any] | None: ...
 
+
+class ExportJobs(ExportSource, ExportRuns, Protocol):
+    """What a recorded export run or a named job needs: read, record, and hold its lock."""
+
     def job_lock(self, name: str) -> AbstractAsyncContextManager[bool]:
         """Hold a lock named `name` while the block runs, if nobody else holds it: yields
         False at once when another process (another replica) has it. PostgreSQL: an advisory
         lock on a connection held for the block; SQLite: a file lock next to the database."""
         ...
+
+
+class Store(
+    InteractionSink,
+    Migratable,
+    FeedbackStore,
+    ReviewStore,
+    StatsStore,
+    ExportJobs,
+    Protocol,
+):
+    """Every role: what an engine implements and what the app, the CLI and the benchmark open."""
+
+    engine: str
 
     async def close(self) -> None: ...
 

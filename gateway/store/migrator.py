@@ -12,13 +12,15 @@ import contextlib
 import logging
 
 from gateway.errors import StoreError
-from gateway.store.base import Store
+from gateway.store.base import Migratable
 
 log = logging.getLogger(__name__)
 
 
 class Migrations:
-    def __init__(self, store: Store, *, retry_interval: float = 2.0, attempt_timeout: float = 10.0):
+    def __init__(
+        self, store: Migratable, *, retry_interval: float = 2.0, attempt_timeout: float = 10.0
+    ):
         self.store = store
         self.retry_interval = retry_interval
         self.attempt_timeout = attempt_timeout

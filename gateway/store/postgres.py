@@ -19,7 +19,7 @@ import asyncpg
 import orjson
 
 from gateway.errors import RowsRejected, StoreError
-from gateway.interaction import COLUMNS, Interaction
+from gateway.records.interaction import COLUMNS, Interaction
 from gateway.store.base import load_migrations
 from gateway.store.dialect import POSTGRES
 from gateway.store.sql import PLAIN, Decode, SQLQueries

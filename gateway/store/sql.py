@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.feedback.event import FEEDBACK_COLUMNS, FEEDBACK_JSON_COLUMNS, Feedback
-from gateway.interaction import JSON_COLUMNS
+from gateway.records.feedback import FEEDBACK_COLUMNS, FEEDBACK_JSON_COLUMNS, Feedback
+from gateway.records.interaction import JSON_COLUMNS
 from gateway.store.base import EXPORT_RUN_COLUMNS
 from gateway.store.dialect import Dialect, Params
 from gateway.store.queries import (

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import orjson
 
 from gateway.errors import RowsRejected, StoreError
-from gateway.interaction import COLUMNS, JSON_COLUMNS, Interaction
+from gateway.records.interaction import COLUMNS, JSON_COLUMNS, Interaction
 from gateway.store.base import load_migrations
 from gateway.store.dialect import SQLITE
 from gateway.store.sql import PLAIN, Decode, SQLQueries

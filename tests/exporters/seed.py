@@ -10,8 +10,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.feedback.event import Feedback
-from gateway.interaction import Interaction
+from gateway.records.feedback import Feedback
+from gateway.records.interaction import Interaction
 from gateway.store.base import Store
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from exporters.jobs import run_job
 from gateway.config import Config, parse_config
-from gateway.feedback.event import Feedback
+from gateway.records.feedback import Feedback
 from gateway.store import open_store
 from gateway.store.base import Store
 

@@ -17,7 +17,7 @@ import yaml
 from exporters.formats import FORMATS
 from exporters.jobs import run_job
 from gateway.config import parse_config
-from gateway.feedback.event import Feedback
+from gateway.records.feedback import Feedback
 from gateway.store.base import Store
 from tests.exporters.conftest import export
 from tests.exporters.seed import SYSTEM, chat, seed

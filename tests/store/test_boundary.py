@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,16 +21,6 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     async with open_store(database_url) as opened:
         await opened.migrate()
         yield opened
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def unreachable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database that cannot be reached: a file where a folder should be; a closed port."""
-    if request.param == "postgres":
-        return "postgresql://flywheel@127.0.0.1:1/flywheel"
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("")
-    return f"sqlite:///{blocker}/flywheel.db"
 
 
 def _lock(store: Store) -> Awaitable[Any]:

@@ -19,9 +19,9 @@ import asyncpg
 import pytest
 
 from gateway.errors import StoreError
-from gateway.feedback.event import FEEDBACK_COLUMNS
 from gateway.ids import uuid7
-from gateway.interaction import COLUMNS, ERROR, Interaction
+from gateway.records.feedback import FEEDBACK_COLUMNS
+from gateway.records.interaction import COLUMNS, ERROR, Interaction
 from gateway.store import Store, open_store
 from gateway.store.base import load_migrations
 

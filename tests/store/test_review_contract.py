@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from gateway.feedback.event import FEEDBACK_COLUMNS, Feedback
 from gateway.ids import uuid7
+from gateway.records.feedback import FEEDBACK_COLUMNS, Feedback
 from gateway.store import Store, open_store
 from gateway.store.queries import Cursor, InteractionQuery, TimeWindow
 from tests.feedback_support import ANSWERS, T0, fetch_feedback, seed_review_data

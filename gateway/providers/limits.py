@@ -1,0 +1,110 @@
+"""Bounds on what an upstream may send back: how long an answer may take, how many bytes it may
+have, and how large one SSE event may grow.
+
+Without them one endless stream or one gzip bomb holds gigabytes in a worker, and a stream that
+never ends an event is buffered for ever. Bytes are counted after decompression: that is what
+memory holds and the store would keep. A broken bound raises `UpstreamTimeout` (time) or
+`UpstreamError` (size) naming the provider and the config key, from where the adapter reads, so
+the proxy answers a whole body with 504/502 and ends a stream with an in-stream error event, as
+for any other upstream failure. The idle limit within a stream is each adapter's read timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from gateway.config import ProviderConfig
+from gateway.errors import UpstreamError, UpstreamTimeout
+
+# A blank line ends an SSE event, whichever of the three line endings it uses.
+_EVENT_ENDS = (b"\n\n", b"\r\r", b"\r\n\r\n")
+_LONGEST_END = max(len(end) for end in _EVENT_ENDS)
+
+
+@dataclass(frozen=True)
+class Limits:
+    provider: str
+    total_timeout: float
+    max_response_bytes: int
+    max_stream_bytes: int
+
+    @classmethod
+    def of(cls, config: ProviderConfig) -> Limits:
+        return cls(
+            config.name, config.total_timeout, config.max_response_bytes, config.max_stream_bytes
+        )
+
+    def deadline(self) -> float:
+        """The loop time by which a request sent now must be answered in full."""
+        return asyncio.get_running_loop().time() + self.total_timeout
+
+    @asynccontextmanager
+    async def until(self, deadline: float) -> AsyncIterator[None]:
+        """Run the block, cut off at `deadline` with an `UpstreamTimeout` naming the limit."""
+        budget = asyncio.timeout_at(deadline)
+        try:
+            async with budget:
+                yield
+        except TimeoutError as exc:
+            if not budget.expired():
+                raise  # another timeout (connect, read): its adapter words it
+            detail = f"no complete answer within total_timeout ({self.total_timeout:g} s)"
+            raise UpstreamTimeout(self.provider, detail) from exc
+
+    async def read_body(self, chunks: AsyncIterator[bytes]) -> bytes:
+        """A whole answer, read until it ends or passes max_response_bytes."""
+        pieces: list[bytes] = []
+        size = 0
+        async for piece in chunks:
+            size += len(piece)
+            self.check_body_size(size)
+            pieces.append(piece)
+        return b"".join(pieces)
+
+    def check_body_size(self, size: int) -> None:
+        if size > self.max_response_bytes:
+            raise self._too_large("the answer", "max_response_bytes", self.max_response_bytes)
+
+    async def stream(self, chunks: AsyncIterator[bytes], deadline: float) -> AsyncIterator[bytes]:
+        """Pass an SSE stream on until it ends or breaks a bound; `chunks` is closed either way."""
+        size = 0
+        pending = 0  # bytes since the last end of an event
+        tail = b""  # the end of the previous chunk: an event's end may straddle two chunks
+        try:
+            while True:
+                async with self.until(deadline):
+                    try:
+                        chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        return
+                size += len(chunk)
+                if size > self.max_stream_bytes:
+                    raise self._too_large("the stream", "max_stream_bytes", self.max_stream_bytes)
+                window = tail + chunk
+                ended = _after_last_event_end(window)
+                pending = len(window) - ended if ended else pending + len(chunk)
+                if pending > self.max_response_bytes:
+                    # An event is at most one whole answer; past that it is a broken stream, and
+                    # the proxy would buffer it whole waiting for its end.
+                    raise self._too_large(
+                        "one SSE event", "max_response_bytes", self.max_response_bytes
+                    )
+                tail = window[-(_LONGEST_END - 1) :]
+                yield chunk
+        finally:
+            # The adapter releases its connection when its iterator closes: also when we stop.
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _too_large(self, what: str, key: str, limit: int) -> UpstreamError:
+        return UpstreamError(self.provider, f"{what} exceeds {key} ({limit} bytes)")
+
+
+def _after_last_event_end(data: bytes) -> int:
+    """Where the bytes after the last end of an event start in `data`; 0 if no event ends."""
+    found = ((data.rfind(end), len(end)) for end in _EVENT_ENDS)
+    return max((at + length for at, length in found if at >= 0), default=0)
