@@ -31,6 +31,10 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 class ServerConfig:
     host: str = "127.0.0.1"  # anything else needs auth.keys (gateway.server.listen_host)
     port: int = 8080
+    # Seconds the whole request body may take to arrive; past it, 408. At 60 s a body of the
+    # default 10 MiB still arrives over ~1.4 Mbit/s, while a connection that trickles a byte
+    # now and then is let go within a minute.
+    body_read_timeout: float = 60.0
     # 10 MiB holds a long multi-turn prompt with a few inline images; more is almost
     # always a client bug, and the whole body is held in memory.
     max_body_bytes: int = 10 * 1024 * 1024

@@ -5,8 +5,9 @@ caller instead of some. Rejected requests are cheap (no parsing, no record) and 
 `Retry-After`, which the OpenAI SDKs honour with their built-in retries.
 
 The cap sits after authentication, and a request still waiting to show its feedback token takes
-no slot: otherwise unauthenticated clients that trickle their bodies could fill every slot and
-turn each keyed caller away (bodies are read with a deadline, gateway/bodies.py).
+a slot of a small pool of its own: otherwise unauthenticated clients that trickle their bodies
+could fill every slot and turn each keyed caller away (bodies are read with a deadline,
+gateway/bodies.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from gateway.http_errors import error_response
 class InFlightLimit:
     def __init__(self, limit: int):
         self.limit = limit
+        # Keyless feedback (a browser with its token) has a small pool of its own: it cannot
+        # take the keyed callers' slots, nor hold unbounded bodies in memory at once.
+        self.tokens_limit = max(8, limit // 10)
         self.in_flight = 0
+        self.tokens_in_flight = 0
         self.rejected = 0
 
     @web.middleware
@@ -30,15 +35,22 @@ class InFlightLimit:
         if not request.path.startswith("/v1/"):
             return await handler(request)  # health, readiness and metrics must always answer
         if request.get(AWAITING_TOKEN):
-            return await handler(request)  # not authenticated yet: see the module docstring
+            if self.tokens_in_flight >= self.tokens_limit:
+                return self._reject(self.tokens_limit)
+            self.tokens_in_flight += 1
+            try:
+                return await handler(request)
+            finally:
+                self.tokens_in_flight -= 1
         if self.in_flight >= self.limit:
-            self.rejected += 1
-            error = Overloaded(
-                f"The gateway has {self.limit} requests in flight, its limit. Retry shortly."
-            )
-            return error_response(error, headers={"Retry-After": "1"})
+            return self._reject(self.limit)
         self.in_flight += 1
         try:
             return await handler(request)
         finally:
             self.in_flight -= 1
+
+    def _reject(self, limit: int) -> web.Response:
+        self.rejected += 1
+        error = Overloaded(f"The gateway has {limit} requests in flight, its limit. Retry shortly.")
+        return error_response(error, headers={"Retry-After": "1"})

@@ -142,7 +142,7 @@ class Recorder:
                     await self._spool(rows)
                 except Exception:
                     log.exception("recorder: could not spool %d rows; dead-lettering", len(rows))
-                    self._dead_letter(rows, "spool write failed after a writer failure")
+                    await self._dead_letter(rows, "spool write failed after a writer failure")
                 for _ in rows:
                     self._queue.task_done()
                 await asyncio.sleep(self.probe_interval)  # no hot loop if it fails at once again
@@ -205,7 +205,9 @@ class Recorder:
             await asyncio.wait_for(self.store.insert_interactions(rows), self.write_timeout)
         except (StoreError, TimeoutError):
             raise
-        except Exception as exc:  # an engine bug or a value it could not bind: the rows' fault
+        except Exception as exc:
+            # Not an outage the engine recognised: treated as the rows' fault, so at worst they
+            # end in the dead letters (replayable), never in a spool that replays forever.
             raise RowsRejected(f"{type(exc).__name__}: {exc}") from exc
 
     async def _write_isolating(self, rows: list[Interaction]) -> tuple[int, list[Interaction]]:
@@ -217,7 +219,7 @@ class Recorder:
             return len(rows), []
         except RowsRejected as exc:
             if len(rows) == 1:
-                self._dead_letter(rows, str(exc))
+                await self._dead_letter(rows, str(exc))
                 return 0, []
         except (StoreError, TimeoutError):
             return 0, rows
@@ -228,11 +230,11 @@ class Recorder:
         more, unwritten = await self._write_isolating(rows[middle:])
         return stored + more, unwritten
 
-    def _dead_letter(self, rows: list[Interaction], reason: str) -> None:
+    async def _dead_letter(self, rows: list[Interaction], reason: str) -> None:
         for row in rows:
             log.error("recorder: interaction %s refused by the store: %s", row.id, reason)
         try:
-            path = self.spool.dead_letter(rows)
+            path = await asyncio.to_thread(self.spool.dead_letter, rows)  # it fsyncs
         except OSError:
             log.exception("recorder: dead-letter write failed: lost %d rows", len(rows))
             return
@@ -282,6 +284,7 @@ class Recorder:
             while batch := await asyncio.to_thread(next, batches, None):
                 stored, unwritten = await self._insert(batch)
                 self.replayed += stored
+                self._progress_at = time.monotonic()  # a long replay is not a stalled writer
                 if unwritten:
                     self.replay_failures += 1
                     log.warning("recorder: replay of %s interrupted", segment.path.name)

@@ -12,7 +12,6 @@ import openai
 import orjson
 import pytest
 
-from gateway import bodies
 from gateway.appkeys import IN_FLIGHT
 from tests.fake_upstream import FakeUpstream
 from tests.feedback_support import feedback_config
@@ -27,11 +26,14 @@ PARTIAL_BODY = b'{"interaction_id": "'
 
 
 async def _gateway(
-    make_gateway: Callable[..., Any], upstream: FakeUpstream, database_url: str, max_in_flight: int
+    make_gateway: Callable[..., Any],
+    upstream: FakeUpstream,
+    database_url: str,
+    max_in_flight: int,
+    body_read_timeout: float = 60,
 ) -> GatewayHarness:
-    config = feedback_config(
-        upstream, database_url, server={"max_in_flight": max_in_flight}, auth={"keys": KEYS}
-    )
+    server = {"max_in_flight": max_in_flight, "body_read_timeout": body_read_timeout}
+    config = feedback_config(upstream, database_url, server=server, auth={"keys": KEYS})
     return await make_gateway(config)
 
 
@@ -48,7 +50,8 @@ async def test_trickling_unauthenticated_bodies_take_no_in_flight_slot(
     make_gateway: Callable[..., Any], upstream: FakeUpstream, sqlite_url: str
 ) -> None:
     """16 keyless `POST /v1/feedback` that never finish their body used to fill every slot,
-    and every keyed request got 503 while they were held."""
+    and every keyed request got 503 while they were held. They have a pool of their own now
+    (8 slots here): the first 8 are held open, the rest turned away at once."""
     gateway = await _gateway(make_gateway, upstream, sqlite_url, max_in_flight=4)
     trickles = [await _trickle(gateway, "/v1/feedback") for _ in range(16)]
     await asyncio.sleep(0.2)  # their handlers are now waiting on the body
@@ -57,8 +60,11 @@ async def test_trickling_unauthenticated_bodies_take_no_in_flight_slot(
         for _ in range(8):
             completion = await client.chat.completions.create(model="fake-chat", messages=MESSAGES)
             assert completion.choices[0].message.content
-        assert gateway.app[IN_FLIGHT].rejected == 0
-        assert all(not reader.at_eof() for reader, _ in trickles)  # still held open
+        limit = gateway.app[IN_FLIGHT]
+        assert (limit.tokens_limit, limit.tokens_in_flight, limit.rejected) == (8, 8, 8)
+        answers = [await read_answer(reader) for reader, _ in trickles[8:]]
+        assert {answer.status for answer in answers} == {503}
+        assert all(not reader.at_eof() for reader, _ in trickles[:8])  # still held open
     finally:
         for _, writer in trickles:
             writer.close()
@@ -68,10 +74,10 @@ async def test_a_body_that_does_not_arrive_in_time_is_408_and_frees_its_slot(
     make_gateway: Callable[..., Any],
     upstream: FakeUpstream,
     sqlite_url: str,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bodies, "BODY_READ_SECONDS", 0.5)
-    gateway = await _gateway(make_gateway, upstream, sqlite_url, max_in_flight=1)
+    gateway = await _gateway(
+        make_gateway, upstream, sqlite_url, max_in_flight=1, body_read_timeout=0.5
+    )
     client = gateway.client(api_key="fw-alice")
     # An authenticated trickle holds the only slot, until the deadline lets it go.
     reader, writer = await _trickle(

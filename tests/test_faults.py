@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,15 @@ class ControlledPostgres:
 
 
 @pytest.fixture
-def controlled_postgres(tmp_path: Path) -> Iterator[ControlledPostgres]:
-    postgres = ControlledPostgres(tmp_path / "pgdata")
-    try:
-        yield postgres
-    finally:
-        postgres.server.cleanup()
+def controlled_postgres() -> Iterator[ControlledPostgres]:
+    # Not under tmp_path, for the reason in conftest.postgres_server_url: another pytest run
+    # started meanwhile may delete pytest's older temp folders, this server's data with them.
+    with tempfile.TemporaryDirectory(prefix="flywheel-pgdata-") as folder:
+        postgres = ControlledPostgres(Path(folder) / "pgdata")
+        try:
+            yield postgres
+        finally:
+            postgres.server.cleanup()
 
 
 async def _count(url: str) -> int:

@@ -63,7 +63,7 @@ async def preview(request: web.Request) -> web.Response:
 
 
 async def start(request: web.Request) -> web.Response:
-    body = await read_json(request, _BODY_LIMIT)
+    body = await read_json(request, _BODY_LIMIT, request.app[CONFIG].server.body_read_timeout)
     if not isinstance(body, dict):
         raise ValidationFailed("The body must be a JSON object.")
     unknown = [name for name in body if name not in _START_FIELDS]
@@ -194,3 +194,6 @@ def _check_plain(name: str, value: Any) -> None:
             f"`filters.{name}` must be a string, a number, a boolean or a list of those.",
             param=f"filters.{name}",
         )
+    # The filters are echoed in the run's manifest, and JSON writers stop at 64 bits.
+    if any(isinstance(item, int) and not -(2**63) <= item < 2**63 for item in items):
+        raise ValidationFailed(f"`filters.{name}` is out of range.", param=f"filters.{name}")

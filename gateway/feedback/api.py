@@ -44,8 +44,9 @@ _ANSWER_POLL_SECONDS = 0.05
 
 async def post_feedback(request: web.Request) -> web.Response:
     app = request.app
+    server = app[CONFIG].server
     body = await read_json(
-        request, app[CONFIG].server.max_body_bytes, expected="a JSON object or array"
+        request, server.max_body_bytes, server.body_read_timeout, "a JSON object or array"
     )
     header_token = request.headers.get(FEEDBACK_TOKEN_HEADER)
     items, batch = parse_body(body, header_token=header_token is not None)
@@ -127,7 +128,8 @@ async def _resolve(
     for item, id_, grant in zip(items, ids, grants, strict=True):
         if grant is not None and id_ is not None and id_ != grant:
             raise PermissionDenied(
-                f"This feedback token is for interaction {grant}, not {id_}.",
+                # Not naming the other id: a response id must not reveal its interaction.
+                f"This feedback token is for interaction {grant}, not the one named here.",
                 param=_link_param(item),
                 code="token_interaction_mismatch",
             )
@@ -153,16 +155,7 @@ async def _stored(store: FeedbackStore, ids: list[str], owner: str | None) -> di
     """Those of `ids` whose row is stored (and made by `owner`, if given): id -> labels."""
     if not ids:
         return {}
-    if owner is None:
-        return await store.interaction_models(ids)
-    # The store has no query for rows' key names, so each row is read whole. Rare: ids this
-    # process issued lately were checked against RECENT_INTERACTIONS without a read.
-    found: dict[str, Labels] = {}
-    for id_ in ids:
-        row = await store.get_interaction(id_)
-        if row is not None and row["api_key_name"] == owner:
-            found[id_] = (row["requested_model"], row["variant"])
-    return found
+    return await store.interaction_models(ids, made_by=owner)
 
 
 def _link_param(item: FeedbackItem) -> str:

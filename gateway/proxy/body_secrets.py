@@ -9,10 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+# litellm's provider parameters: aws_secret_access_key, aws_session_token, azure_ad_token,
+# vertex_credentials, client_secret... A bare `_key` suffix is not enough to tell: OpenAI's own
+# `prompt_cache_key` is a request field, not a secret.
+_SECRET_SUFFIXES = ("_api_key", "_access_key", "_session_token", "_ad_token", "credentials")
+
 
 def is_secret_field(name: str) -> bool:
     lowered = name.lower().replace("-", "_")
-    return lowered in ("authorization", "api_key", "apikey") or lowered.endswith("_api_key")
+    return (
+        lowered in ("authorization", "api_key", "apikey")
+        or "secret" in lowered
+        or lowered.endswith(_SECRET_SUFFIXES)
+    )
 
 
 def strip_secrets(body: dict[str, Any]) -> list[str]:

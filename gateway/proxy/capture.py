@@ -11,6 +11,7 @@ from gateway.pricing import PriceTable
 from gateway.proxy.assembler import ResponseAssembler
 from gateway.quality import quality_flags
 from gateway.records.interaction import ERROR, Interaction
+from gateway.records.tags import MAX_ID_LENGTH
 from gateway.routing import Route
 from gateway.tokens import count_completion, count_prompt
 
@@ -70,7 +71,8 @@ def fill_answer(interaction: Interaction, assembler: ResponseAssembler, answered
     if response is not None and interaction.endpoint == "embeddings":
         response = _without_vectors(response)
     interaction.response = response
-    interaction.response_id = assembler.response_id
+    response_id = assembler.response_id  # indexed, so bounded like the other identifiers
+    interaction.response_id = response_id[:MAX_ID_LENGTH] if response_id else None
     interaction.finish_reason = assembler.finish_reason
     interaction.quality_flags = quality_flags(
         interaction.endpoint,

@@ -40,6 +40,7 @@ from gateway.proxy.capture import fill_answer, fill_usage
 from gateway.proxy.metadata import read_metadata
 from gateway.records.headers import FEEDBACK_TOKEN_HEADER, INTERACTION_HEADER, VARIANT_HEADER
 from gateway.records.interaction import CLIENT_DISCONNECTED, ERROR, Interaction
+from gateway.records.tags import MAX_ID_LENGTH
 from gateway.routing import Route
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ async def _prepare(exchange: _Exchange, endpoint: str) -> tuple[dict[str, Any], 
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("You must provide a model parameter.", param="model")
-    it.requested_model = model
+    it.requested_model = model[:MAX_ID_LENGTH]  # indexed: a 10 MB "model" must not reach it
     exchange.route = request.app[ROUTER].route(model, meta.user, meta.session)
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
@@ -230,7 +231,8 @@ async def _send(
 
 
 async def _read_json(request: web.Request) -> dict[str, Any]:
-    body = await read_json(request, request.app[CONFIG].server.max_body_bytes)
+    server = request.app[CONFIG].server
+    body = await read_json(request, server.max_body_bytes, server.body_read_timeout)
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return body

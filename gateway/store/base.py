@@ -76,6 +76,10 @@ class InteractionSink(Reachable, Protocol):
 class Migratable(Protocol):
     """What the migrator at start, and `flywheel migrate`, run."""
 
+    async def ping(self) -> None:
+        """Raise StoreError unless the database answers."""
+        ...
+
     async def migrate(self) -> list[str]:
         """Apply pending migrations in order; return the names applied now."""
         ...
@@ -95,9 +99,10 @@ class FeedbackStore(Protocol):
         ...
 
     async def interaction_models(
-        self, ids: Sequence[str]
+        self, ids: Sequence[str], made_by: str | None = None
     ) -> dict[str, tuple[str | None, str | None]]:
-        """Which of these interaction ids have a row: id -> (requested model, variant)."""
+        """Which of these interaction ids have a row (made with the API key named `made_by`,
+        when given): id -> (requested model, variant)."""
         ...
 
     async def interactions_for_responses(self, response_ids: Sequence[str]) -> dict[str, str]:

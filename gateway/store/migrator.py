@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 
 class Migrations:
     def __init__(
-        self, store: Migratable, *, retry_interval: float = 2.0, attempt_timeout: float = 10.0
+        self, store: Migratable, *, retry_interval: float = 2.0, ping_timeout: float = 10.0
     ):
         self.store = store
         self.retry_interval = retry_interval
-        self.attempt_timeout = attempt_timeout
+        self.ping_timeout = ping_timeout
         self.pending = True
         self.last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
@@ -54,7 +54,10 @@ class Migrations:
 
     async def _attempt(self) -> bool:
         try:
-            applied = await asyncio.wait_for(self.store.migrate(), self.attempt_timeout)
+            # Only reaching the database is timed: a migration that rewrites a large table
+            # takes as long as it takes, and cutting it short would start it over forever.
+            await asyncio.wait_for(self.store.ping(), self.ping_timeout)
+            applied = await self.store.migrate()
         except (StoreError, TimeoutError) as exc:
             self.last_error = str(exc) or type(exc).__name__
             return False

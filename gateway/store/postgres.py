@@ -50,6 +50,7 @@ def _without_nul(value: Any) -> Any:
 _REFUSED_VALUES = (
     asyncpg.DataError,
     asyncpg.IntegrityConstraintViolationError,
+    asyncpg.ProgramLimitExceededError,  # 54000: e.g. a value too long for a btree index entry
     ValueError,
     TypeError,
     OverflowError,
@@ -165,15 +166,17 @@ class PostgresStore(SQLQueries):
         return applied
 
     async def insert_interactions(self, rows: Sequence[Interaction]) -> None:
-        try:
-            async with self._pool.acquire() as conn:
+        # Getting a connection is outside the `RowsRejected` mapping: a connection that cannot
+        # be made (asyncpg's configuration errors are ValueErrors too) is an outage.
+        async with self._connection() as conn:
+            try:
                 # executemany pipelines the batch in one round trip; COPY would be faster
                 # still but cannot skip ids that a spool replay already wrote.
                 await conn.executemany(_INSERT, [_row(row) for row in rows])
-        except _REFUSED_VALUES as exc:
-            raise RowsRejected(f"postgres refused the rows: {exc}") from exc
-        except _DRIVER_ERRORS as exc:
-            raise StoreError(f"postgres insert failed: {exc}") from exc
+            except _REFUSED_VALUES as exc:
+                raise RowsRejected(f"postgres refused the rows: {exc}") from exc
+            except _DRIVER_ERRORS as exc:
+                raise StoreError(f"postgres insert failed: {exc}") from exc
 
     @contextlib.asynccontextmanager
     async def job_lock(self, name: str) -> AsyncIterator[bool]:

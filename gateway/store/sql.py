@@ -109,10 +109,15 @@ class SQLQueries:
         ]
 
     async def interaction_models(
-        self, ids: Sequence[str]
+        self, ids: Sequence[str], made_by: str | None = None
     ) -> dict[str, tuple[str | None, str | None]]:
-        rows = await self._where_in("id, requested_model, variant", "id", ids, "uuid")
-        return {row["id"]: (row["requested_model"], row["variant"]) for row in rows}
+        columns = "id, requested_model, variant, api_key_name"
+        rows = await self._where_in(columns, "id", ids, "uuid")
+        return {
+            row["id"]: (row["requested_model"], row["variant"])
+            for row in rows
+            if made_by is None or row["api_key_name"] == made_by
+        }
 
     async def interactions_for_responses(self, response_ids: Sequence[str]) -> dict[str, str]:
         rows = await self._where_in("response_id, id", "response_id", response_ids, "text")

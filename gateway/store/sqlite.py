@@ -180,6 +180,10 @@ class SQLiteStore(SQLQueries):
             self._in_transaction(_INSERT, params)
         except _REFUSED_VALUES as exc:
             raise RowsRejected(f"sqlite {self.path}: {exc}") from exc
+        except sqlite3.ProgrammingError as exc:
+            if str(exc).startswith("Error binding parameter"):  # a type sqlite3 cannot bind
+                raise RowsRejected(f"sqlite {self.path}: {exc}") from exc
+            raise
 
     @contextlib.asynccontextmanager
     async def job_lock(self, name: str) -> AsyncIterator[bool]:
