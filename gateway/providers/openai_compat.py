@@ -14,7 +14,7 @@ from yarl import URL
 
 from gateway.config import ProviderConfig
 from gateway.errors import UpstreamError, UpstreamTimeout
-from gateway.providers.base import ENDPOINTS, UpstreamResponse
+from gateway.providers.base import ENDPOINTS, UpstreamResponse, client_headers
 from gateway.providers.limits import Limits
 
 # Enough of a 5xx body for its message; the rest is not read.
@@ -64,11 +64,12 @@ class OpenAICompatProvider:
                 raise UpstreamError(
                     self.name, f"HTTP {response.status}: {detail}", upstream_status=response.status
                 )
+            headers = client_headers(response.headers)
             if stream and response.status == 200 and content_type.startswith("text/event-stream"):
                 chunks = self._limits.stream(self._relay(response), deadline)
-                return UpstreamResponse(200, content_type, chunks=chunks)
+                return UpstreamResponse(200, content_type, chunks=chunks, headers=headers)
             payload = await self._read(response)
-        return UpstreamResponse(response.status, content_type, body=payload)
+        return UpstreamResponse(response.status, content_type, body=payload, headers=headers)
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         try:

@@ -242,7 +242,7 @@ async def _relay_body(exchange: _Exchange, upstream: UpstreamResponse) -> web.St
     response = web.Response(
         body=upstream.body,
         status=upstream.status,
-        headers={**exchange.headers, "Content-Type": upstream.content_type},
+        headers={**upstream.headers, **exchange.headers, "Content-Type": upstream.content_type},
     )
     assembler = ResponseAssembler(exchange.interaction.endpoint)
     try:
@@ -282,6 +282,7 @@ async def _relay_stream(
     response = web.StreamResponse(
         status=200,
         headers={
+            **upstream.headers,
             **exchange.headers,
             "Content-Type": upstream.content_type,
             "Cache-Control": "no-cache",
@@ -308,8 +309,9 @@ async def _relay_stream(
         it.http_status = 200
         await _write_quietly(response, b"data: " + orjson.dumps(error.to_body()) + b"\n\n")
     except (ConnectionResetError, asyncio.CancelledError) as exc:
-        it.status = CLIENT_DISCONNECTED
-        it.error_message = "client disconnected mid-stream"
+        if not assembler.saw_done:  # after [DONE] the client had it all: closing is its right
+            it.status = CLIENT_DISCONNECTED
+            it.error_message = "client disconnected mid-stream"
         exchange.record(assembler, answered=True)
         await _close(upstream)
         if isinstance(exc, asyncio.CancelledError):
