@@ -70,6 +70,10 @@ YEAR_9999_IN_NEW_YORK = quote("9999-12-31T23:00:00-05:00")  # a year after 9999 
         ("/admin/exports/preview?format=openai&max_tokens=-1", "max_tokens"),
         ("/admin/exports/preview?format=openai&max_tokens=%C2%B2", "max_tokens"),
         ("/admin/exports/preview?format=jsonl&max_tokens=18446744073709551616", "max_tokens"),
+        (
+            "/admin/exports/preview?format=jsonl&min_rating=999999999999999999999",
+            "filters.min_rating",
+        ),
         (f"/admin/exports/preview?format=openai&since={YEAR_1_IN_PARIS}", "filters.since"),
     ],
 )

@@ -14,6 +14,7 @@ the run's id at once (503 if the store does not answer), and the run row shows i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,13 @@ def _request(fmt: Any, max_tokens: Any, filters: dict[str, Any]) -> ExportReques
         parsed = parse_filters(filters, "filters")
     except ConfigError as exc:
         raise ValidationFailed(str(exc), param=str(exc).split(":")[0]) from None
+    for field in dataclasses.fields(parsed):
+        # Filters are echoed in the preview and the run's manifest; JSON stops at 64 bits.
+        value = getattr(parsed, field.name)
+        items = value if isinstance(value, list | tuple) else [value]
+        if any(type(item) is int and not -(2**63) <= item < 2**63 for item in items):
+            message = f"`filters.{field.name}` is out of range."
+            raise ValidationFailed(message, param=f"filters.{field.name}")
     for name in ("since", "until"):
         moment = getattr(parsed, name)
         try:
@@ -194,6 +202,3 @@ def _check_plain(name: str, value: Any) -> None:
             f"`filters.{name}` must be a string, a number, a boolean or a list of those.",
             param=f"filters.{name}",
         )
-    # The filters are echoed in the run's manifest, and JSON writers stop at 64 bits.
-    if any(isinstance(item, int) and not -(2**63) <= item < 2**63 for item in items):
-        raise ValidationFailed(f"`filters.{name}` is out of range.", param=f"filters.{name}")
