@@ -9,6 +9,7 @@ no lone surrogates, no integer beyond 64 bits), and the row says what was replac
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from typing import Any
 
 from gateway.records.interaction import JSON_COLUMNS, Interaction
@@ -21,24 +22,12 @@ DEPTH_MARKER = "[flywheel: nested deeper than 200 levels]"
 # Added to quality_flags when anything had to change, so a reader knows the row is not verbatim.
 REPLACED_FLAG = "unstorable_values_replaced"
 
-_TEXT_FIELDS = (
-    "endpoint",
-    "requested_model",
-    "variant",
-    "fallback_from",
-    "provider",
-    "upstream_model",
-    "user",
-    "session",
-    "api_key_name",
-    "response_id",
-    "status",
-    "error_type",
-    "error_message",
-    "finish_reason",
-)
-_INT_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")
-_FLOAT_FIELDS = ("cost_usd", "latency_ms", "ttft_ms")
+# Read off the record's own annotations, so a field added to Interaction is repaired too. The
+# id (a UUID we made) and http_status (checked on its own) are left out.
+_ANNOTATIONS = {f.name: f.type for f in fields(Interaction) if f.name != "id"}
+_TEXT_FIELDS = tuple(name for name, kind in _ANNOTATIONS.items() if kind in ("str", "str | None"))
+_INT_FIELDS = tuple(name for name, kind in _ANNOTATIONS.items() if kind == "int | None")
+_FLOAT_FIELDS = tuple(name for name, kind in _ANNOTATIONS.items() if kind == "float | None")
 
 
 def clean_text(value: str) -> str:
