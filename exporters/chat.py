@@ -11,8 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from exporters.selection import Example
+from gateway.apis.chat_view import CONVERSATIONS, chat_request, chat_response
 
 CHAT_ENDPOINT = "chat/completions"
+# The endpoints whose records hold a conversation: chat completions, and the Responses and
+# Messages APIs, read as chat (gateway/apis/chat_view.py).
+CONVERSATION_ENDPOINTS: tuple[str, ...] = CONVERSATIONS
 ROLES = ("system", "developer", "user", "assistant", "tool")
 # Message keys a training file keeps; anything else (refusal, annotations, audio) is dropped.
 _MESSAGE_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
@@ -27,22 +31,30 @@ class Unusable(Exception):
         self.reason = reason
 
 
+def _chat_request(example: Example) -> dict[str, Any] | None:
+    """The example's request as chat completions, whichever API it came in on."""
+    endpoint, request = chat_request(
+        str(example.record.get("endpoint")), example.record.get("request") or {}
+    )
+    return request if endpoint == CHAT_ENDPOINT and isinstance(request, dict) else None
+
+
 def prompt_messages(example: Example) -> list[dict[str, Any]]:
-    request = example.record.get("request") or {}
-    messages = request.get("messages")
-    if example.record.get("endpoint") != CHAT_ENDPOINT or not isinstance(messages, list):
+    request = _chat_request(example)
+    messages = request.get("messages") if request is not None else None
+    if not isinstance(messages, list):
         raise Unusable("not_chat")
     return [clean_message(m) for m in messages]
 
 
 def tools(example: Example) -> list[dict[str, Any]] | None:
-    offered = (example.record.get("request") or {}).get("tools")
+    offered = (_chat_request(example) or {}).get("tools")
     return offered if isinstance(offered, list) and offered else None
 
 
 def answer_message(example: Example) -> dict[str, Any]:
     """The model's answer as an assistant message."""
-    choices = (example.record.get("response") or {}).get("choices") or []
+    choices = (chat_response(example.record.get("response")) or {}).get("choices") or []
     message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
     if not isinstance(message, dict):
         raise Unusable("no_answer")

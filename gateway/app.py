@@ -46,6 +46,8 @@ from gateway.overload import InFlightLimit
 from gateway.pricing import PriceTable
 from gateway.providers import build_providers
 from gateway.proxy import handlers
+from gateway.proxy.stored_responses import stored_response
+from gateway.proxy.uploads import UPLOADS, upload_endpoint
 from gateway.recorder import Recorder
 from gateway.reload import handle_reload
 from gateway.routing import Router
@@ -54,6 +56,18 @@ from gateway.store import open_store
 from gateway.store.migrator import Migrations
 
 log = logging.getLogger(__name__)
+
+# `POST /v1/<endpoint>` with a JSON body, each served through the proxy (gateway/proxy/).
+JSON_ENDPOINTS = (
+    "chat/completions",
+    "completions",
+    "embeddings",
+    "responses",
+    "messages",
+    "moderations",
+    "images/generations",
+    "audio/speech",
+)
 
 
 def create_app(config: Config) -> web.Application:
@@ -74,9 +88,15 @@ def create_app(config: Config) -> web.Application:
     app[METRICS_REGISTRY] = CollectorRegistry(auto_describe=True)  # the app's own, not global
     app[METRICS] = Metrics(config, app[METRICS_REGISTRY])
     app.cleanup_ctx.extend([_store, _recorder, _metrics, _providers, _prices])
-    app.router.add_post("/v1/chat/completions", handlers.chat_completions)
-    app.router.add_post("/v1/completions", handlers.completions)
-    app.router.add_post("/v1/embeddings", handlers.embeddings)
+    for endpoint in JSON_ENDPOINTS:
+        app.router.add_post(f"/v1/{endpoint}", handlers.proxy_endpoint(endpoint))
+    for endpoint in UPLOADS:
+        app.router.add_post(f"/v1/{endpoint}", upload_endpoint(endpoint))
+    app.router.add_post("/v1/messages/count_tokens", handlers.count_tokens)
+    for path in ("/v1/responses/{response_id}", "/v1/responses/{response_id}/{action:input_items}"):
+        app.router.add_route("GET", path, stored_response)
+    app.router.add_route("DELETE", "/v1/responses/{response_id}", stored_response)
+    app.router.add_post("/v1/responses/{response_id}/{action:cancel}", stored_response)
     app.router.add_get("/v1/models", handlers.list_models)
     app.router.add_get("/v1/models/{model}", handlers.get_model)
     app.router.add_post("/v1/feedback", post_feedback)
@@ -88,6 +108,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/openapi.json", openapi.openapi_json)
     app.router.add_post("/admin/reload", handle_reload)
     app.router.add_get("/metrics", app[METRICS].handle)
+    app.router.add_route("*", "/v1/{tail:.*}", handlers.unknown_route)  # last: matches any
     return app
 
 

@@ -1,8 +1,9 @@
 """API keys and scopes. A key grants `inference`, `feedback` and/or `admin`.
 
 Keys are looked up by their SHA-256 digest and then compared with `hmac.compare_digest`, so
-the time taken says nothing about how close a guess was. The client's `Authorization` header is
-never forwarded upstream nor stored: only the key's configured *name* reaches the record.
+the time taken says nothing about how close a guess was. A key comes as `Authorization: Bearer`
+or, from Anthropic's clients, as `x-api-key`; neither header is ever forwarded upstream nor
+stored: only the key's configured *name* reaches the record.
 `POST /v1/feedback` also accepts, instead of a key, the feedback token of the interaction it is
 about (gateway/feedback/tokens.py), which is how browsers give feedback.
 
@@ -51,8 +52,14 @@ class KeyRing:
     def enabled(self) -> bool:
         return bool(self._by_digest)
 
-    def authenticate(self, authorization: str | None, scope: str) -> ApiKey:
-        token = bearer_token(authorization)
+    def authenticate(
+        self, authorization: str | None, scope: str, x_api_key: str | None = None
+    ) -> ApiKey:
+        """The key of `Authorization: Bearer`, or else of Anthropic's `x-api-key` header."""
+        if authorization is None and x_api_key is not None:
+            token = _printable(x_api_key.strip())
+        else:
+            token = bearer_token(authorization)
         key = self._by_digest.get(_digest(token))
         if key is None or not hmac.compare_digest(key.key.encode(), token.encode()):
             raise AuthenticationFailed("Incorrect API key provided.")
@@ -76,7 +83,11 @@ def bearer_token(authorization: str | None) -> str:
         raise AuthenticationFailed(
             "Malformed Authorization header: send the key as 'Authorization: Bearer <key>'."
         )
-    if not (token.isascii() and token.isprintable()):
+    return _printable(token)
+
+
+def _printable(token: str) -> str:
+    if not token or not (token.isascii() and token.isprintable()):
         raise AuthenticationFailed("Incorrect API key provided.")
     return token
 
@@ -91,12 +102,13 @@ def auth_middleware(keys: KeyRing):
         scope = scope_for(request.path)
         if scope is not None and keys.enabled and request.method != "OPTIONS":
             authorization = request.headers.get("Authorization")
-            if authorization is None and scope == "feedback":
+            x_api_key = request.headers.get("x-api-key")
+            if authorization is None and x_api_key is None and scope == "feedback":
                 # A browser holds a feedback token (header or body), not a key: the feedback
                 # handler checks the token, and refuses a request that has neither.
                 request[AWAITING_TOKEN] = True
                 return await handler(request)
-            key = keys.authenticate(authorization, scope)
+            key = keys.authenticate(authorization, scope, x_api_key)
             request[API_KEY] = key
             request[KEY_NAME] = key.name
         return await handler(request)

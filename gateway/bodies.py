@@ -1,4 +1,4 @@
-"""Reading a JSON request body once, with the errors OpenAI clients expect (413, 415, 408, 400).
+"""Reading a request body once, with the errors OpenAI clients expect (413, 415, 408, 400).
 
 The size is checked against `Content-Length` before a byte is read, so an oversized body is
 refused without being buffered. The whole body must arrive within `server.body_read_timeout`:
@@ -24,27 +24,7 @@ async def read_json(
 ) -> Any:
     """The parsed body, whatever JSON it holds, read within `read_seconds`; `expected`
     words the parse error."""
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.")
-    if request.content_type != "application/json":
-        raise UnsupportedMediaType(
-            f"Content-Type must be application/json, got '{request.content_type}'."
-        )
-    try:
-        async with asyncio.timeout(read_seconds):
-            raw = await request.read()
-    except TimeoutError:
-        raise RequestTimeout(
-            f"The request body did not arrive within {read_seconds:g} seconds."
-        ) from None
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.") from None
-    except web.RequestPayloadError as exc:
-        # aiohttp could not decode the body (a broken chunk, a `Content-Encoding` that does not
-        # decode): the client's fault, and a 500 text/plain without this. Its message ends with
-        # the reason, after a "400, message:" preamble.
-        reason = str(exc).splitlines()[-1].strip()
-        raise InvalidRequest(f"The request body could not be read: {reason}.") from None
+    raw = await read_body(request, limit, read_seconds, "application/json")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -62,3 +42,31 @@ async def read_json(
                 f"The JSON body is nested deeper than {_ORJSON_MAX_DEPTH - 1} levels."
             ) from None
     return body
+
+
+async def read_body(
+    request: web.Request, limit: int, read_seconds: float, content_type: str
+) -> bytes:
+    """The body's bytes, of `content_type`, read within `read_seconds`."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.")
+    if request.content_type != content_type:
+        raise UnsupportedMediaType(
+            f"Content-Type must be {content_type}, got '{request.content_type}'."
+        )
+    try:
+        async with asyncio.timeout(read_seconds):
+            raw = await request.read()
+    except TimeoutError:
+        raise RequestTimeout(
+            f"The request body did not arrive within {read_seconds:g} seconds."
+        ) from None
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.") from None
+    except web.RequestPayloadError as exc:
+        # aiohttp could not decode the body (a broken chunk, a `Content-Encoding` that does not
+        # decode): the client's fault, and a 500 text/plain without this. Its message ends with
+        # the reason, after a "400, message:" preamble.
+        reason = str(exc).splitlines()[-1].strip()
+        raise InvalidRequest(f"The request body could not be read: {reason}.") from None
+    return raw

@@ -21,7 +21,7 @@ from gateway.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "config.yaml"
 DEFAULT_DATABASE_URL = "sqlite:///flywheel.db"
-PROVIDER_TYPES = ("openai_compat", "litellm", "demo")
+PROVIDER_TYPES = ("openai_compat", "anthropic", "litellm", "demo")
 SCOPES = ("inference", "feedback", "admin")
 MIN_SECRET_LENGTH = 32
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -123,6 +123,9 @@ class ProviderConfig:
     # bytes) with every token, so a 128k-token answer is 20-80 MiB on the wire.
     max_stream_bytes: int = 128 * 1024 * 1024
     litellm_provider: str | None = None
+    # openai_compat: the upstream has OpenAI's Responses API (`/responses`) itself. When false,
+    # `/v1/responses` is translated to chat completions for it, as for litellm and demo.
+    serves_responses: bool = True
 
 
 STICKY_MODES = ("auto", "user", "session", "none")

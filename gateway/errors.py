@@ -5,6 +5,7 @@
     ├── StoreError                  the database refused or is unreachable
     │   └── RowsRejected            the database is up but refused these rows (their values)
     └── ApiError                    answered to the client in OpenAI's error shape
+        ├── InternalError           500 a bug of ours met the request (logged with its id)
         ├── InvalidRequest          400 malformed JSON, non-object body, missing field
         ├── AuthenticationFailed    401 unknown API key; expired or forged feedback token
         ├── PermissionDenied        403 key lacks the route's scope; another interaction's token
@@ -67,6 +68,15 @@ class ApiError(FlywheelError):
                 "code": self.code,
             }
         }
+
+
+class InternalError(ApiError):
+    """500: a bug of the gateway's own met this request; the log has it under its id."""
+
+    def __init__(self, interaction_id: str):
+        super().__init__(
+            f"The gateway failed on this request (interaction {interaction_id}); it is logged."
+        )
 
 
 class InvalidRequest(ApiError):

@@ -36,21 +36,21 @@ class InFlightLimit:
             return await handler(request)  # health, readiness and metrics must always answer
         if request.get(AWAITING_TOKEN):
             if self.tokens_in_flight >= self.tokens_limit:
-                return self._reject(self.tokens_limit)
+                return self._reject(request, self.tokens_limit)
             self.tokens_in_flight += 1
             try:
                 return await handler(request)
             finally:
                 self.tokens_in_flight -= 1
         if self.in_flight >= self.limit:
-            return self._reject(self.limit)
+            return self._reject(request, self.limit)
         self.in_flight += 1
         try:
             return await handler(request)
         finally:
             self.in_flight -= 1
 
-    def _reject(self, limit: int) -> web.Response:
+    def _reject(self, request: web.Request, limit: int) -> web.Response:
         self.rejected += 1
         error = Overloaded(f"The gateway has {limit} requests in flight, its limit. Retry shortly.")
-        return error_response(error, headers={"Retry-After": "1"})
+        return error_response(error, request.path, headers={"Retry-After": "1"})

@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from gateway.apis.chat_view import CONVERSATIONS, chat_request
 from gateway.tokens import message_text
 
 UNRENDERED_TEMPLATE = "unrendered_template"
 EMPTY_RESPONSE = "empty_response"
 TRUNCATED = "truncated"
 CONTENT_FILTERED = "content_filtered"
+# Endpoints whose answer is text a model generated, which an empty or cut answer spoils.
+GENERATIVE = frozenset({*CONVERSATIONS, "completions"})
 
 # `{{ name }}` (Jinja, Mustache) or `{name}` (str.format, LangChain). Identifiers only, so JSON
 # objects and code blocks in prompts do not match.
@@ -20,6 +23,7 @@ _PLACEHOLDER = re.compile(r"\{\{\s*[A-Za-z_][\w.]*\s*\}\}|(?<!\{)\{[A-Za-z_]\w*\
 def prompt_text(endpoint: str, request: dict[str, Any] | None) -> str:
     if not request:
         return ""
+    endpoint, request = chat_request(endpoint, request)
     if endpoint == "chat/completions":
         return "\n".join(message_text(m) for m in request.get("messages") or [])
     raw = request.get("prompt" if endpoint == "completions" else "input")
@@ -37,7 +41,7 @@ def quality_flags(
     flags = []
     if _PLACEHOLDER.search(prompt_text(endpoint, request)):
         flags.append(UNRENDERED_TEMPLATE)
-    if endpoint != "embeddings":
+    if endpoint in GENERATIVE:
         if not (answer_text or "").strip() and not has_tool_calls:
             flags.append(EMPTY_RESPONSE)
         if finish_reason == "length":

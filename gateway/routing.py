@@ -34,13 +34,27 @@ class Route:
     # The arm to retry on when this one's upstream fails before answering.
     fallback: Route | None = None
 
-    def apply(self, body: dict[str, Any]) -> None:
-        """Rewrite a request body for this route (in place): model, overrides, system prompt."""
+    def apply(self, body: dict[str, Any], endpoint: str = "chat/completions") -> None:
+        """Rewrite a request body for this route (in place): model, overrides, system prompt
+        (where `endpoint`'s API keeps it: a system message, `instructions`, `system`)."""
         body["model"] = self.upstream_model
         body.update(self.params)
-        if self.system_prompt is not None and isinstance(body.get("messages"), list):
+        if self.system_prompt is None:
+            return
+        if endpoint == "responses":
+            body["instructions"] = self.system_prompt
+            if isinstance(body.get("input"), list):
+                body["input"] = [item for item in body["input"] if not _is_system(item)]
+        elif endpoint == "messages":
+            body["system"] = self.system_prompt
+        elif isinstance(body.get("messages"), list):
             messages = [m for m in body["messages"] if not _is_system(m)]
             body["messages"] = [{"role": "system", "content": self.system_prompt}, *messages]
+
+
+def _price_hint(provider: ProviderConfig) -> str | None:
+    """The prefix of the provider's models in litellm's price table, where they have one."""
+    return provider.litellm_provider or ("anthropic" if provider.type == "anthropic" else None)
 
 
 def _is_system(message: Any) -> bool:
@@ -65,7 +79,7 @@ class _Split:
                     requested_model=model.name,
                     provider=model.provider,
                     upstream_model=model.model or model.name,
-                    price_hint=providers[model.provider].litellm_provider,
+                    price_hint=_price_hint(providers[model.provider]),
                 )
             ]
             self.bounds = [BUCKETS]
@@ -76,7 +90,7 @@ class _Split:
                 provider=v.provider,
                 upstream_model=v.model,
                 variant=v.name,
-                price_hint=providers[v.provider].litellm_provider,
+                price_hint=_price_hint(providers[v.provider]),
                 params=v.params,
                 system_prompt=v.system_prompt,
             )

@@ -227,6 +227,10 @@ class FakeUpstream:
         app.router.add_post("/v1/embeddings", self._route(self._embeddings))
         app.router.add_get("/v1/models", self._route(self._models))
         app.router.add_post("/v1/messages", self._route(self._messages, anthropic=True))
+        app.router.add_post(
+            "/v1/messages/count_tokens", self._route(self._count_tokens, anthropic=True)
+        )
+        app.router.add_post("/v1/responses", self._route(self._responses))
         # Catch-all so requests to wrong paths are still recorded (then 404).
         app.router.add_route("*", "/{tail:.*}", self._route(self._not_found))
         # Short shutdown timeout so close() does not wait on slow handlers.
@@ -448,12 +452,18 @@ class FakeUpstream:
         pieces = b.pieces(_last_user_text(body.get("messages")))
         content = "".join(pieces)
         stop_reason = "max_tokens" if b.finish_reason == "length" else "end_turn"
+        block: JSONDict = {"type": "text", "text": content}
+        if b.tools:  # one get_weather call instead of text
+            stop_reason = "tool_use"
+            tool_id = f"toolu_fake{uuid.uuid4().hex[:16]}"
+            block = {"type": "tool_use", "id": tool_id, "name": TOOL_NAME, "input": {}}
+            block["input"] = json.loads(TOOL_ARGUMENTS)
         message = {
             "id": f"msg_fake{uuid.uuid4().hex[:24]}",
             "type": "message",
             "role": "assistant",
             "model": b.model,
-            "content": [{"type": "text", "text": content}],
+            "content": [block],
             "stop_reason": stop_reason,
             "stop_sequence": None,
             "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": COMPLETION_TOKENS},
@@ -466,13 +476,18 @@ class FakeUpstream:
 
         start_usage = {"input_tokens": PROMPT_TOKENS, "output_tokens": 1}
         start = {**message, "content": [], "stop_reason": None, "usage": start_usage}
+        if b.tools:
+            opened = {**block, "input": {}}
+            deltas = [
+                {"type": "input_json_delta", "partial_json": p} for p in _pieces(TOOL_ARGUMENTS)
+            ]
+        else:
+            opened = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": p} for p in pieces]
         events: list[tuple[str | None, Any]] = [
             event("message_start", message=start),
-            event("content_block_start", index=0, content_block={"type": "text", "text": ""}),
-            *(
-                event("content_block_delta", index=0, delta={"type": "text_delta", "text": p})
-                for p in pieces
-            ),
+            event("content_block_start", index=0, content_block=opened),
+            *(event("content_block_delta", index=0, delta=d) for d in deltas),
             event("content_block_stop", index=0),
             event(
                 "message_delta",
@@ -482,3 +497,126 @@ class FakeUpstream:
             event("message_stop"),
         ]
         return await self._sse(request, b, events)
+
+    async def _count_tokens(
+        self, request: web.Request, body: JSONDict, b: _Behaviour
+    ) -> web.StreamResponse:
+        """``/v1/messages/count_tokens``: always ``PROMPT_TOKENS``, so a test can tell the
+        upstream's count from the gateway's own estimate."""
+        return web.json_response({"input_tokens": PROMPT_TOKENS}, dumps=_dumps)
+
+    # -- OpenAI Responses API -----------------------------------------------
+
+    async def _responses(
+        self, request: web.Request, body: JSONDict, b: _Behaviour
+    ) -> web.StreamResponse:
+        """``/v1/responses``, whole or as its SSE events: the answer of ``_chat``
+        (``tools``, ``no-usage``, ``length``/``filtered`` as ``incomplete``,
+        ``cutoff`` after the 3rd text delta) in the Responses API's shapes."""
+        import dataclasses
+
+        raw = body.get("input")
+        items = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
+        messages = []
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and "role" in item:  # input_text parts read as text
+                content = item.get("content")
+                if isinstance(content, list):
+                    parts = [p for p in content if isinstance(p, dict) and "text" in p]
+                    content = [{**p, "type": "text"} for p in parts]
+                messages.append({"role": item["role"], "content": content})
+        pieces = b.pieces(_last_user_text(messages))
+        reason = {"length": "max_output_tokens", "content_filter": "content_filter"}
+        incomplete = reason.get(b.finish_reason)
+        key = uuid.uuid4().hex
+        if b.tools:
+            item_id, deltas = f"fc_fake{key}", _pieces(TOOL_ARGUMENTS)
+            done: JSONDict = {"type": "function_call", "id": item_id, "call_id": TOOL_CALL_ID}
+            done.update(name=TOOL_NAME, arguments=TOOL_ARGUMENTS, status="completed")
+            added = {**done, "arguments": "", "status": "in_progress"}
+        else:
+            item_id, deltas = f"msg_fake{key}", pieces
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            added = {"type": "message", "id": item_id, "status": "in_progress"}
+            added.update(role="assistant", content=[])
+            done = {**added, "status": "incomplete" if incomplete else "completed"}
+            done["content"] = [{**part, "text": "".join(pieces)}]
+        usage = {
+            "input_tokens": PROMPT_TOKENS,
+            "input_tokens_details": {"cached_tokens": CACHED_TOKENS, "cache_write_tokens": 0},
+            "output_tokens": COMPLETION_TOKENS,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+        }
+        response: JSONDict = {
+            "id": f"resp_fake{key}",
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "incomplete" if incomplete else "completed",
+            "error": None,
+            "incomplete_details": {"reason": incomplete} if incomplete else None,
+            "instructions": body.get("instructions"),
+            "model": b.model,
+            "output": [done],
+            "parallel_tool_calls": True,
+            "previous_response_id": body.get("previous_response_id"),
+            "store": body.get("store", True),
+            "temperature": 1.0,
+            "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools", []),
+            "top_p": 1.0,
+            "usage": None if b.no_usage else usage,
+        }
+        if not body.get("stream"):
+            if b.cutoff:  # hang up before sending any response bytes
+                assert request.transport is not None
+                request.transport.close()
+                return web.Response()
+            return web.json_response(response, dumps=_dumps)
+
+        def event(kind: str, **fields: Any) -> tuple[str, JSONDict]:
+            return kind, {"type": kind, **fields}
+
+        place = {"item_id": item_id, "output_index": 0}
+        at = {**place, "content_index": 0}
+        start = {**response, "status": "in_progress", "output": [], "usage": None}
+        start["incomplete_details"] = None
+        events = [
+            event("response.created", response=start),
+            event("response.in_progress", response=start),
+            event("response.output_item.added", output_index=0, item=added),
+        ]
+        if b.tools:
+            events += [
+                *(
+                    event("response.function_call_arguments.delta", **place, delta=d)
+                    for d in deltas
+                ),
+                event(
+                    "response.function_call_arguments.done",
+                    **place,
+                    name=TOOL_NAME,
+                    arguments=TOOL_ARGUMENTS,
+                ),
+            ]
+        else:
+            text = done["content"][0]
+            events += [
+                event("response.content_part.added", **at, part=part),
+                *(event("response.output_text.delta", **at, delta=d, logprobs=[]) for d in deltas),
+                event("response.output_text.done", **at, text=text["text"], logprobs=[]),
+                event("response.content_part.done", **at, part=text),
+            ]
+        events.append(event("response.output_item.done", output_index=0, item=done))
+        events.append(event(f"response.{response['status']}", response=response))
+        numbered: list[tuple[str | None, Any]] = [
+            (kind, {**data, "sequence_number": i}) for i, (kind, data) in enumerate(events)
+        ]
+        if not b.cutoff:
+            return await self._sse(request, b, numbered)
+        # The head, the text part and 3 deltas, then the connection drops.
+        cut = 4 + CUTOFF_CONTENT_CHUNKS
+        resp = await self._sse(request, dataclasses.replace(b, cutoff=False), numbered[:cut])
+        assert request.transport is not None
+        request.transport.close()
+        return resp

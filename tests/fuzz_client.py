@@ -59,7 +59,8 @@ class Seen:
         body = answer.json()
         if isinstance(body, dict) and isinstance(body.get("id"), str):
             kind = EXPORT if body.get("object") == "export.run" else RESPONSE
-            if kind == EXPORT or body["id"].startswith(("chatcmpl", "cmpl")):
+            # Chat and completion ids, and the Responses and Messages APIs' own.
+            if kind == EXPORT or body["id"].startswith(("chatcmpl", "cmpl", "resp_", "msg_")):
                 self.values[kind].append(body["id"])
 
     def fill(self, case: Case) -> Case:

@@ -6,11 +6,16 @@ an unknown field), so a request fails deep inside an otherwise good body. Only t
 the document uses are understood; any other raises, so the document cannot grow a constraint
 the fuzzer silently ignores. `overrides` replaces the values of named properties (the `model`
 a body asks for should mostly be a configured one, ids mostly ones the gateway issued).
+
+A string with a `contentMediaType` is a file of a multipart form: drawn as a `File`, which only
+the multipart encoder (tests/fuzz_multipart.py) writes.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, timedelta, timezone
 from typing import Any
 
@@ -38,6 +43,7 @@ KEYWORDS = frozenset(
         "maxLength",
         "pattern",
         "format",
+        "contentMediaType",
         "oneOf",
         "anyOf",
         "allOf",
@@ -82,6 +88,30 @@ _BY_TYPE: dict[str, st.SearchStrategy[Any]] = {
 }
 _OFFSETS = st.sampled_from(
     [None, UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-13, minutes=-30))]
+)
+
+
+@dataclass(frozen=True)
+class File:
+    """A file part of a multipart form."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+# Names and bytes as clients send them, and as they should not: quotes, slashes, no extension,
+# non-ASCII, an empty name; empty files, bytes that look like a boundary or a header.
+FILES = st.builds(
+    File,
+    st.sampled_from(["speech.wav", "a.mp3", "image.png", "mask.png", "x", ""])
+    | text(0, 24)
+    | st.sampled_from(
+        ['q"uote.wav', "../../etc/passwd", "caf\u00e9.m4a", "a\\b.png", "nul\x00.wav"]
+    ),
+    st.sampled_from(["audio/wav", "audio/mpeg", "image/png", "application/octet-stream", ""]),
+    st.binary(max_size=256)
+    | st.sampled_from([b"", b"--", b"\r\n--x--\r\n", b"Content-Type: text/plain\r\n\r\n"]),
 )
 
 
@@ -159,14 +189,17 @@ class Schemas:
                 exclude_max="exclusiveMaximum" in s,
                 allow_nan=False,
                 allow_infinity=False,
-            ) | st.integers(min_value=s.get("minimum"), max_value=high).filter(
-                lambda n: "exclusiveMaximum" not in s or n < s["exclusiveMaximum"]
-            )
+            ) | st.integers(
+                min_value=_whole(s.get("minimum"), math.ceil),
+                max_value=_whole(high, math.floor),
+            ).filter(lambda n: "exclusiveMaximum" not in s or n < s["exclusiveMaximum"])
         if kind in ("null", "boolean"):
             return _BY_TYPE[kind]
         raise SchemaError(f"unknown type {kind!r}")
 
     def _string(self, s: Mapping[str, Any]) -> st.SearchStrategy[str]:
+        if "contentMediaType" in s:
+            return FILES
         fmt = s.get("format")
         if fmt == "uuid":
             return st.uuids().map(str)
@@ -258,6 +291,11 @@ class Schemas:
             unknown = TEXT.filter(lambda key: key not in properties)
             options.append(st.builds(lambda body, key: {**body, key: 1}, whole, unknown))
         return options
+
+
+def _whole(bound: float | None, rounded: Any) -> int | None:
+    """A bound of a number's integer values (`speed` from 0.25: integers from 1)."""
+    return None if bound is None else int(rounded(bound))
 
 
 def _other_type(s: Mapping[str, Any]) -> st.SearchStrategy[Any]:

@@ -3,9 +3,10 @@
 A `Case` is one HTTP request as bytes on the wire would carry it: a method, a path and query
 already percent-encoded, header values as bytes (latin-1 and invalid UTF-8 included), a body.
 `cases(document, target)` draws them for every operation in the document: bodies valid for the
-operation's schema, broken in one place, any JSON, or a hostile one (tests/fuzz_hostile.py); odd
-metadata headers; keys of every scope, none and malformed ones; odd query parameters on the
-admin routes; now and then a method or path no route has.
+operation's schema, broken in one place, any JSON, or a hostile one (tests/fuzz_hostile.py);
+multipart forms for the upload operations (tests/fuzz_multipart.py); odd metadata headers; keys
+of every scope, none and malformed ones (as `x-api-key` too, for Anthropic's API); odd query
+parameters on the admin routes; now and then a method or path no route has.
 
 Ids the gateway hands out cannot be known when a case is drawn, so cases carry placeholders
 (`INTERACTION`, `TOKEN`, `RESPONSE`, `EXPORT`) that the sender replaces with one seen earlier
@@ -33,6 +34,7 @@ from tests.fuzz_hostile import (
     chat_body,
     hostile_bodies,
 )
+from tests.fuzz_multipart import form_bodies
 from tests.fuzz_schemas import ANY_JSON, TEXT, Schemas, text, weighted
 
 # Placeholders: only unreserved URL characters, so percent-encoding leaves them alone.
@@ -41,24 +43,52 @@ TOKEN = "__token__"
 RESPONSE = "__response__"
 EXPORT = "__export__"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+# Users and sessions the forget cases name. No case is recorded as one of them, so no row the
+# invariant counts is deleted (a fuzzed `Flywheel-User` is never this long and this shaped).
+FORGOTTEN = tuple(f"fuzz-forgotten-subject-{i:04d}" for i in range(4))
+# `/v1` paths no route has: the catch-all answers each with a recorded 404 (or a 405 where the
+# path takes other methods, which none of these does).
+UNKNOWN_V1 = (
+    "/v1/",
+    "/v1/assistants",
+    "/v1/threads/thread_1/runs",
+    "/v1/files",
+    "/v1/batches",
+    "/v1/chat/completions/",
+    "/v1/responses/resp_1/unknown",
+    "/v1/messages/batches",
+    "/v1/audio/voices",
+    "/v1/%ff",
+    "/v1/a%00b",
+)
 # How often each operation is drawn, relative to the others (unlisted: 2). Inference and
-# feedback are what clients send most and what is recorded; exports are rare because each
-# started run reads the whole table in the one export process.
+# feedback are what clients send most and what is recorded (chat, Responses and Messages most of
+# all); exports are rare because each started run reads the whole table in the one export
+# process; a forget deletes rows, and may only name subjects no case is recorded as.
 WEIGHTS = {
     "createChatCompletion": 30,
+    "createResponse": 20,
+    "createMessage": 20,
     "createCompletion": 6,
     "createEmbedding": 6,
+    "countMessageTokens": 3,
+    "getResponse": 3,
     "postFeedback": 14,
     "listInteractions": 5,
     "getInteraction": 3,
     "startExport": 1,
     "previewExport": 1,
     "reloadConfig": 1,
+    "deleteResponse": 1,
+    "listResponseInputItems": 1,
+    "cancelResponse": 1,
+    "forgetUser": 1,
+    "forgetSession": 1,
     "healthz": 1,
     "readyz": 1,
     "metrics": 1,
     "openapi": 1,
-    "unrouted": 3,
+    "unrouted": 4,
     "framing": 1,
 }
 
@@ -71,6 +101,9 @@ class Target:
     keys: Mapping[str, str]  # key name -> key; scopes are in `scopes`
     scopes: Mapping[str, Sequence[str]]  # key name -> its scopes
     jobs: Sequence[str]
+    # Models whose name is the upstream's own: uploads are relayed as they came, so only these
+    # reach the provider (any other is refused as an alias).
+    uploads: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -146,13 +179,34 @@ def _authorization(path: str, target: Target) -> st.SearchStrategy[bytes | None]
     return weighted((6, good), (1, wrong), (1, malformed))
 
 
+def _x_api_key(path: str, target: Target) -> st.SearchStrategy[bytes | None]:
+    """Anthropic's key header, which Anthropic's clients send instead of `Authorization`."""
+    scope = scope_for(path)
+    keys = [key.encode() for name, key in target.keys.items() if scope in target.scopes[name]]
+    others = [key.encode() for name, key in target.keys.items() if scope not in target.scopes[name]]
+    any_key = target.keys[next(iter(target.keys))].encode()
+    odd = [b"", b" ", b"Bearer " + any_key, b" " + any_key + b" ", b"sk-\xe9\xff", b"k" * 5000]
+    return weighted(
+        (6, st.sampled_from(keys) if keys else st.nothing()),
+        (1, st.sampled_from(others) if others else st.nothing()),
+        (1, st.sampled_from(odd)),
+    )
+
+
 def _headers(op: Mapping[str, Any], path: str, target: Target, has_body: bool) -> st.SearchStrategy:
-    names = [p["name"] for p in op.get("parameters", []) if p.get("in") == "header"]
+    params = [p for p in op.get("parameters", []) if p.get("in") == "header"]
     parts: dict[str, st.SearchStrategy[bytes | None]] = {
         "Authorization": _authorization(path, target)
     }
-    for name in names:
+    if path.startswith("/v1/messages"):
+        # Mostly as Anthropic's SDK sends it; now and then both (`Authorization` wins).
+        parts["Authorization"] = weighted((1, parts["Authorization"]), (3, st.none()))
+        parts["x-api-key"] = weighted((6, _x_api_key(path, target)), (1, st.none()))
+    for param in params:
+        name, default = param["name"], param["schema"].get("default")
         values = TAGS if name == "Flywheel-Tags" else HEADER_VALUES
+        if default is not None:
+            values = weighted((3, st.just(default.encode())), (1, values))
         parts[name] = st.none() | values
     if op.get("operationId") == "postFeedback":
         parts["Flywheel-Feedback-Token"] = st.none() | st.just(TOKEN.encode()) | HEADER_VALUES
@@ -199,11 +253,15 @@ def _as_param(value: Any) -> bytes:
     return str(value).encode()
 
 
-def _path_value(name: str, target: Target) -> st.SearchStrategy[str]:
-    odd = st.one_of(
-        TEXT.filter(bool),
-        st.sampled_from(["..", "%2e%2e", "../../etc/passwd", " ", "\u00e9", "a/b", "0" * 300]),
-    )
+def _path_value(name: str, template: str, target: Target) -> st.SearchStrategy[str]:
+    odd_names = ["..", "%2e%2e", "../../etc/passwd", " ", "\u00e9", "a/b", "0" * 300]
+    odd = st.one_of(TEXT.filter(bool), st.sampled_from(odd_names))
+    if template.startswith(("/admin/users/", "/admin/sessions/")):
+        # Never a fuzzed user or session (see FORGOTTEN): odd ids only of fixed, long shapes.
+        strange = [f"{FORGOTTEN[0]}/x", f"{FORGOTTEN[1]} \u00e9", f"{FORGOTTEN[2]}%2e%2e"]
+        return st.sampled_from([*FORGOTTEN, *strange])
+    if name == "response_id":
+        return weighted((4, st.just(RESPONSE)), (1, odd))
     if name == "model":
         return weighted((3, st.sampled_from(list(target.models))), (1, odd))
     if name == "id":
@@ -219,7 +277,7 @@ def _path(template: str, target: Target) -> st.SearchStrategy[str]:
     parts = template.strip("/").split("/")
     # `{name}` of an export file may hold slashes (the route is `{name:.+}`).
     drawn = [
-        _path_value(part[1:-1], target).map(
+        _path_value(part[1:-1], template, target).map(
             lambda value, safe="/" if part == "{name}" else "": quote(value, safe=safe)
         )
         if part.startswith("{")
@@ -231,23 +289,48 @@ def _path(template: str, target: Target) -> st.SearchStrategy[str]:
 
 # -- bodies -----------------------------------------------------------------------------------
 def _body(op: Mapping[str, Any], schemas: Schemas, target: Target) -> st.SearchStrategy:
-    content = op.get("requestBody", {}).get("content", {}).get("application/json")
+    """(Content-Type, body) pairs; a Content-Type of None keeps the one `_headers` drew."""
+    content = op.get("requestBody", {}).get("content", {})
     models = st.sampled_from(list(target.models))
     hostile = models.flatmap(hostile_bodies)
-    if content is None:
-        return weighted((12, st.none()), (1, ANY_JSON.map(_encode)), (1, hostile))
-    schema = content["schema"]
-    return weighted(
+    if "multipart/form-data" in content:
+        forms = _for_uploads(schemas, target)
+        return weighted(
+            (12, form_bodies(forms, content["multipart/form-data"]["schema"])),
+            (1, st.tuples(st.none(), hostile)),
+        )
+    if "application/json" not in content:
+        json_body = weighted((12, st.none()), (1, ANY_JSON.map(_encode)), (1, hostile))
+        return st.tuples(st.none(), json_body)
+    schema = content["application/json"]["schema"]
+    json_body = weighted(
         (8, schemas.valid(schema).map(_encode)),
         (4, schemas.invalid(schema).map(_encode)),
         (1, ANY_JSON.map(_encode)),
         (2, hostile),
         (1, st.none()),
     )
+    return st.tuples(st.none(), json_body)
+
+
+def _for_uploads(schemas: Schemas, target: Target) -> Schemas:
+    """The schemas, with a form's `model` mostly one whose uploads reach the provider."""
+    uploads = st.sampled_from(list(target.uploads)) if target.uploads else st.nothing()
+    model = weighted((6, uploads), (2, st.sampled_from(list(target.models))), (1, TEXT))
+    return Schemas(schemas.document, overrides={**schemas.overrides, "model": model})
 
 
 def _encode(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def _typed(
+    headers: tuple[tuple[str, bytes], ...], content_type: bytes | None
+) -> tuple[tuple[str, bytes], ...]:
+    """The headers, with the Content-Type a multipart body was drawn with (its boundary)."""
+    if content_type is None:
+        return headers
+    return (*((k, v) for k, v in headers if k != "Content-Type"), ("Content-Type", content_type))
 
 
 def _compressed(headers: tuple[tuple[str, bytes], ...], body: bytes | None) -> bytes | None:
@@ -302,13 +385,13 @@ def _operation(
 ) -> st.SearchStrategy[Case]:
     has_body = "requestBody" in op
     return st.builds(
-        lambda path, query, headers, body, hangup: Case(
+        lambda path, query, headers, typed_body, hangup: Case(
             op["operationId"],
             method,
             path,
             query,
-            headers,
-            _compressed(headers, body),
+            _typed(headers, typed_body[0]),
+            _compressed(headers, typed_body[1]),
             hangup,
         ),
         _path(template, target),
@@ -355,11 +438,12 @@ def _unrouted(document: Mapping[str, Any], target: Target) -> st.SearchStrategy[
                 "/static/../../etc/passwd",
                 "/static/%2e%2e/%2e%2e/etc/passwd",
                 "/admin",
-                "/admin/users/u1",
+                "/admin/users",
                 "/%ff",
                 "/v1/models/%00",
             ]
         ),
+        st.sampled_from(UNKNOWN_V1),
     )
     return st.builds(
         lambda method, path, auth, body: Case(

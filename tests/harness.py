@@ -63,6 +63,18 @@ class GatewayHarness:
                 raise AssertionError(f"interaction {interaction_id} never reached the database")
             await asyncio.sleep(0.02)
 
+    async def latest_row(self, where: str, wait: float = 10.0) -> dict[str, Any]:
+        """The newest stored interaction matching the SQL condition `where` (test-written
+        text, never input), waiting for the recorder like `row`."""
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            found = await _latest_id(self.database_url, where)
+            if found is not None:
+                return await self.row(found)
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no interaction where {where}")
+            await asyncio.sleep(0.02)
+
     async def stop(self) -> None:
         for client in self._clients:
             if isinstance(client, openai.AsyncOpenAI):
@@ -124,3 +136,28 @@ def _sqlite_row(database_url: str, interaction_id: str) -> dict[str, Any] | None
     record["stream"] = bool(record["stream"])
     record["usage_estimated"] = bool(record["usage_estimated"])
     return record
+
+
+async def _latest_id(database_url: str, where: str) -> str | None:
+    query = f"SELECT id FROM interactions WHERE {where} ORDER BY created_at DESC LIMIT 1"
+    if database_url.startswith("sqlite"):
+        return await asyncio.to_thread(_sqlite_latest_id, database_url, query)
+    conn = await asyncpg.connect(database_url)
+    try:
+        found = await conn.fetchval(query)
+    except asyncpg.UndefinedTableError:
+        return None
+    finally:
+        await conn.close()
+    return str(found) if found is not None else None
+
+
+def _sqlite_latest_id(database_url: str, query: str) -> str | None:
+    conn = sqlite3.connect(urlparse(database_url).path[1:])
+    try:
+        found = conn.execute(query).fetchone()
+    except sqlite3.OperationalError:
+        return None  # table not created yet
+    finally:
+        conn.close()
+    return str(found[0]) if found else None

@@ -3,8 +3,10 @@ gateway on loopback, in front of a fake upstream that misbehaves in every way we
 
 After each run, the invariant of issue 13:
 - every answer that carries a `Flywheel-Interaction-Id` has exactly one row with that id, and
-  every inference answer (but 401/403 and the overload 503) carries one;
-- no 5xx (and no 4xx of ours) without a body in OpenAI's error shape;
+  every inference answer (but 401/403 and the overload 503) carries one, as does the 404 of an
+  unknown `/v1` path;
+- no 5xx (and no 4xx of ours) without a body in its API's error shape: Anthropic's under
+  `/v1/messages`, OpenAI's everywhere else;
 - the recorder's writer is alive, never restarted, and `/readyz` says ready;
 - nothing hangs, and aiohttp logged no unhandled exception.
 
@@ -22,6 +24,7 @@ import asyncio
 import logging
 import os
 import random
+import re
 import sqlite3
 import traceback
 from collections import Counter
@@ -46,7 +49,7 @@ from tests.conftest import base_config
 from tests.fake_misbehaviour import MALFORMED
 from tests.fake_upstream import FakeUpstream
 from tests.fuzz_client import INTERACTION_HEADER, Answer, Seen, Sender
-from tests.fuzz_support import Case, Target, case_kinds, cases, operations
+from tests.fuzz_support import UNKNOWN_V1, Case, Target, case_kinds, cases, operations
 from tests.harness import GatewayHarness
 
 CASES = int(os.environ.get("FLYWHEEL_FUZZ_CASES", "300"))
@@ -84,7 +87,37 @@ PROVIDER_LIMITS = {
 HEALTHY = {"problem": None, "writer_restarts": 0, "dead_lettered": 0, "readyz": 200, "in_flight": 0}
 FAKES = ("fake_upstream.py", "fake_misbehaviour.py")
 LOGGERS = ("aiohttp.server", "aiohttp.web", "asyncio")
-INFERENCE_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+# The routes whose every request is an interaction (count_tokens and the stored-response routes
+# are questions about one, and record nothing).
+INFERENCE_PATHS = tuple(
+    f"/v1/{endpoint}"
+    for endpoint in (
+        "chat/completions",
+        "completions",
+        "embeddings",
+        "responses",
+        "messages",
+        "moderations",
+        "images/generations",
+        "audio/speech",
+        "audio/transcriptions",
+        "audio/translations",
+        "images/edits",
+        "images/variations",
+    )
+)
+ANTHROPIC_PREFIX = "/v1/messages"  # and below: errors in Anthropic's shape
+# Translated Responses (and Messages) through a provider that speaks only chat, misbehaving.
+TRANSLATED_MISBEHAVIOURS = [
+    "endless",
+    "stall-stream",
+    "no-delimiter",
+    "big-body",
+    "malformed-not-object",
+    "malformed-lone-surrogate",
+    "malformed-tool-call-fields",
+    "malformed-usage-huge",
+]
 # Answered before any handler runs, so no interaction exists to name.
 UNRECORDED = (401, 403)
 
@@ -102,10 +135,41 @@ def fuzz_config(upstream: FakeUpstream, database_url: str, folder: Path) -> dict
     }
     config["feedback"] = {"token_secret": "fuzz-feedback-secret-0123456789abcdef"}
     config["exports"] = {"nightly": {"format": "jsonl", "out": str(folder / "jobs")}}
+    # The same fake, as an Anthropic provider (Messages relayed natively, chat translated to
+    # Messages) and as an OpenAI-compatible one without the Responses API (translated).
+    config["providers"]["claude"] = {
+        "type": "anthropic",
+        "base_url": upstream.base_url,
+        "api_key": "sk-ant-provider-secret",
+    }
+    config["providers"]["chat-only"] = {
+        "type": "openai_compat",
+        "base_url": upstream.base_url,
+        "serves_responses": False,
+    }
     known = {f.name for f in fields(ProviderConfig)}
-    config["providers"]["fake"].update({k: v for k, v in PROVIDER_LIMITS.items() if k in known})
+    limits = {k: v for k, v in PROVIDER_LIMITS.items() if k in known}
+    for provider in ("fake", "claude", "chat-only"):
+        config["providers"][provider].update(limits)
     for mode in MISBEHAVIOURS:
         config["models"][f"mis-{mode}"] = {"provider": "fake", "model": f"fake-{mode}"}
+    for mode in TRANSLATED_MISBEHAVIOURS:
+        config["models"][f"chat-only-mis-{mode}"] = {
+            "provider": "chat-only",
+            "model": f"fake-{mode}",
+        }
+    for scenario in ("", "-tools", "-cutoff", "-error-400", "-error-500", "-slow-stream"):
+        config["models"][f"claude{scenario}"] = {
+            "provider": "claude",
+            "model": f"claude-fake{scenario}",
+        }
+        config["models"][f"chat-only{scenario}"] = {
+            "provider": "chat-only",
+            "model": f"fake{scenario}",
+        }
+    # Named as upstream names them, so uploads reach the provider (an alias is refused).
+    config["models"]["whisper-1"] = {"provider": "fake"}
+    config["models"]["claude-3-5-haiku"] = {"provider": "claude"}
     config["models"]["ab"] = {
         "fallback": "stable",
         "variants": [
@@ -119,6 +183,14 @@ def fuzz_config(upstream: FakeUpstream, database_url: str, folder: Path) -> dict
     upstream.misbehaving.body_bytes = 512 * 1024
     upstream.misbehaving.stall_seconds = 3.0
     return config
+
+
+def fuzz_target(config: dict[str, Any]) -> Target:
+    models = config["models"]
+    uploads = [
+        name for name, m in models.items() if m.get("model", name) == name and "provider" in m
+    ]
+    return Target(list(models), KEYS, SCOPES, list(config["exports"]), uploads)
 
 
 def draw(strategy: SearchStrategy[Case], count: int, seed_value: int) -> list[Case]:
@@ -152,7 +224,7 @@ async def test_fuzz_invariant(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     config = fuzz_config(upstream, database_url, tmp_path)
-    target = Target(list(config["models"]), KEYS, SCOPES, list(config["exports"]))
+    target = fuzz_target(config)
     drawn = await asyncio.to_thread(draw, cases(document(), target), CASES, SEED)
     gateway: GatewayHarness = await make_gateway(config, tmp_path / "config.yaml")
     results = await send_all(gateway, drawn)
@@ -175,6 +247,44 @@ async def test_fuzz_invariant(
     report = summary(results, found)
     print(report)
     assert not [v for v in found if v.hard], report
+
+
+# Requests a fuzz run found breaking the invariant, each the smallest that does, kept once fixed
+# so the fix stays: each must now hold the invariant like any drawn case.
+_APP_KEY = ("Authorization", b"Bearer " + KEYS["app"].encode())
+_JSON = ("Content-Type", b"application/json")
+FOUND_BY_FUZZING = [
+    pytest.param(
+        Case(
+            "createChatCompletion",
+            "POST",
+            "/v1/chat/completions",
+            "",
+            (_APP_KEY, _JSON),
+            b'{"model":"demo","messages":[{"role":"user","content":[{"type":"text","text":[]}]}]}',
+        ),
+        # A text part whose `text` is not a string made the demo provider raise: a 500
+        # text/plain without an interaction id or row (FLYWHEEL_FUZZ_CASES=2000, seed 1).
+        id="demo-text-part-not-a-string",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", FOUND_BY_FUZZING)
+async def test_found_by_fuzzing_stays_fixed(
+    case: Case,
+    sqlite_url: str,
+    upstream: FakeUpstream,
+    make_gateway: Callable[..., Any],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gateway = await make_gateway(fuzz_config(upstream, sqlite_url, tmp_path))
+    results = await send_all(gateway, [case])
+    ids = {a.headers[INTERACTION_HEADER] for _, a in results if INTERACTION_HEADER in a.headers}
+    found = [*answer_violations(results), *row_violations(results, await settled(gateway, ids))]
+    found += log_violations(caplog.records)
+    assert not [v for v in found if v.hard], summary(results, found)
 
 
 # -- the invariant --------------------------------------------------------------------------
@@ -201,6 +311,38 @@ def openai_error(answer: Answer) -> bool:
     )
 
 
+def anthropic_error(answer: Answer) -> bool:
+    body = answer.json()
+    error = body.get("error") if isinstance(body, dict) else None
+    return (
+        answer.headers.get("Content-Type", "").startswith("application/json")
+        and isinstance(body, dict)
+        and body.get("type") == "error"
+        and isinstance(error, dict)
+        and isinstance(error.get("type"), str)
+        and isinstance(error.get("message"), str)
+    )
+
+
+def error_shape(case: Case) -> tuple[str, Callable[[Answer], bool]]:
+    """The error shape clients of this path read."""
+    if case.path == ANTHROPIC_PREFIX or case.path.startswith(ANTHROPIC_PREFIX + "/"):
+        return "Anthropic", anthropic_error
+    return "OpenAI", openai_error
+
+
+def must_record(case: Case, answer: Answer) -> bool:
+    """An inference request, or a `/v1` path no route has, unless refused before a handler ran
+    (no key, a key without the scope, the overload 503)."""
+    status = answer.status
+    overloaded = status == 503 and "Retry-After" in answer.headers
+    if status in UNRECORDED or overloaded:
+        return False
+    inference = case.method == "POST" and case.path in INFERENCE_PATHS
+    unknown = case.operation == "unrouted" and case.path in UNKNOWN_V1
+    return inference or unknown
+
+
 def parser_answer(answer: Answer) -> bool:
     """A 4xx aiohttp wrote itself, before the app: every answer of the app is JSON."""
     status = answer.status or 0
@@ -216,15 +358,13 @@ def answer_violations(results: list[tuple[Case, Answer]]) -> list[Violation]:
             continue
         parser = parser_answer(answer)
         has_body = answer.body is not None and case.method != "HEAD"
-        if has_body and status >= 400 and not openai_error(answer):
+        shape, well_formed = error_shape(case)
+        if has_body and status >= 400 and not well_formed(answer):
             kind = "5xx" if status >= 500 else ("4xx from aiohttp's parser" if parser else "4xx")
             found.append(
-                Violation(f"{kind} without an OpenAI error body", case, answer, hard=not parser)
+                Violation(f"{kind} without an {shape} error body", case, answer, hard=not parser)
             )
-        inference = case.method == "POST" and case.path in INFERENCE_PATHS
-        overloaded = status == 503 and "Retry-After" in answer.headers
-        recorded = inference and status not in UNRECORDED and not overloaded
-        if recorded and INTERACTION_HEADER not in answer.headers:
+        if must_record(case, answer) and INTERACTION_HEADER not in answer.headers:
             kind = "inference answer without an interaction id"
             found.append(Violation(kind, case, answer, hard=not parser))
     return found
@@ -323,11 +463,18 @@ def _sqlite_ids(path: str) -> Counter[str]:
 def summary(results: list[tuple[Case, Answer]], found: list[Violation]) -> str:
     statuses = Counter(answer.status for _, answer in results)
     operations_seen = Counter(case.operation for case, _ in results)
+    by_status: dict[str, Counter[int | None]] = {}
+    for case, answer in results:
+        by_status.setdefault(case.operation, Counter())[answer.status] += 1
     hard = sum(v.hard for v in found)
     lines = [
         f"fuzz: {len(results)} cases (seed {SEED})",
         f"statuses: {dict(sorted(statuses.items(), key=str))}",
-        f"operations: {dict(operations_seen.most_common())}",
+        "operations (answers by status):",
+        *(
+            f"  {name}: {n} {dict(sorted(by_status[name].items(), key=str))}"
+            for name, n in operations_seen.most_common()
+        ),
         f"violations: {hard}; aiohttp parser answers (not failed on): {len(found) - hard}",
     ]
     groups: dict[tuple[bool, str, str, int | None], list[Violation]] = {}
@@ -355,19 +502,34 @@ def test_openapi_describes_every_route(sqlite_url: str) -> None:
         {"storage": {"url": sqlite_url}, "feedback": {"token_secret": "s" * 32}}, source="<t>"
     )
     served = {
-        (route.method, route.resource.canonical)
+        (route.method, as_documented(route.resource))
         for route in create_app(config).router.routes()
         if route.method != "HEAD" and route.resource is not None
-        if not route.resource.canonical.startswith("/static")
+        # Files and the web console's HTML pages: no API (the console has browser tests).
+        if not route.resource.canonical.startswith(("/static", "/console"))
+        # The catch-all `/v1/{tail:.*}` (a recorded 404, or 405) is no operation: the
+        # `unrouted` fuzz kind exercises it.
+        if route.method != "*"
     }
     described = {(method, path) for method, path, _ in operations(document())}
     assert served == described
 
 
+def as_documented(resource: web.AbstractResource) -> str:
+    """The route's path as the document writes it: a part that matches one fixed word
+    (`{action:cancel}`) is that word, since each is an operation of its own."""
+    path = resource.canonical
+    pattern = resource.get_info().get("pattern")
+    if pattern is not None:
+        for name, word in re.findall(r"\(\?P<(\w+)>(\w+)\)", pattern.pattern):
+            path = path.replace("{" + name + "}", word)
+    return path
+
+
 def test_cases_cover_every_operation() -> None:
     """There are cases for every operation, and the generator understands every request schema
     (a keyword it does not know raises)."""
-    kinds = case_kinds(document(), Target(["demo"], KEYS, SCOPES, ["nightly"]))
+    kinds = case_kinds(document(), Target(["demo"], KEYS, SCOPES, ["nightly"], ["demo"]))
     described = {op["operationId"] for _, _, op in operations(document())}
     assert described | {"unrouted", "framing"} == set(kinds)
     for name, strategy in kinds.items():

@@ -136,11 +136,13 @@ def test_usage_on_a_chunk_with_choices_is_never_hidden() -> None:
     assert assembler.usage == USAGE
 
 
-def test_null_usage_chunks_are_forwarded() -> None:
+def test_null_usage_is_cut_only_for_a_client_that_did_not_ask_for_usage() -> None:
     chunk = {**_chunk({"content": "x"}), "usage": None}
-    assembler = ResponseAssembler("chat/completions", hide_usage_chunk=True)
-    assert assembler.feed(_event(chunk), now=0.0) == _event(chunk)
-    assert assembler.usage is None
+    hidden = ResponseAssembler("chat/completions", hide_usage_chunk=True)
+    assert hidden.feed(_event(chunk), now=0.0) == _event(_chunk({"content": "x"}))
+    assert hidden.usage is None and hidden.answer_text() == "x"
+    asked = ResponseAssembler("chat/completions")  # the client asked: it sees what came
+    assert asked.feed(_event(chunk), now=0.0) == _event(chunk)
 
 
 def test_keep_alive_comments_pass_through() -> None:

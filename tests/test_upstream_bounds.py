@@ -19,7 +19,7 @@ from gateway.errors import ConfigError, UpstreamError
 from gateway.providers.limits import Limits
 from gateway.proxy import assembler
 from gateway.proxy.assembler import ResponseAssembler
-from gateway.proxy.handlers import DERIVATION_FAILED
+from gateway.proxy.exchange import DERIVATION_FAILED
 from gateway.records.headers import INTERACTION_HEADER
 from gateway.tokens import MAX_COUNTED_CHARS, count_completion, count_prompt, count_text
 from tests.conftest import base_config

@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from exporters.chat import CHAT_ENDPOINT
+from exporters.chat import CONVERSATION_ENDPOINTS
 from exporters.selection import Example
 from exporters.writers import JsonlSplits, Writer
 
@@ -45,7 +45,7 @@ class FormatOptions:
 class Format:
     name: ClassVar[str]
     # Which endpoints' rows this format reads; () reads every endpoint.
-    endpoints: ClassVar[tuple[str, ...]] = (CHAT_ENDPOINT,)
+    endpoints: ClassVar[tuple[str, ...]] = CONVERSATION_ENDPOINTS
     # Raw and analytics formats describe all traffic: failures and flagged rows included,
     # nothing deduplicated or split.
     all_traffic: ClassVar[bool] = False

@@ -24,6 +24,7 @@ from exporters.chat import text_of
 from exporters.formats import Built, Format
 from exporters.selection import Example
 from exporters.writers import Writer, spreadsheet_safe
+from gateway.apis.chat_view import chat_request, chat_response
 
 # The interaction's own columns, as stored.
 INTERACTION_COLUMNS = (
@@ -108,8 +109,9 @@ def flat_row(example: Example) -> dict[str, Any]:
     row = {name: record.get(name) for name in INTERACTION_COLUMNS}
     row["tags"] = _json(record.get("tags") or {})
     row["quality_flags"] = ",".join(record.get("quality_flags") or ())
-    row["prompt"] = prompt_text(record.get("request"))
-    row["answer"] = answer_text(record.get("response"))
+    # Read as chat whichever API the interaction came in on (Responses, Messages).
+    row["prompt"] = prompt_text(chat_request(str(record.get("endpoint")), record.get("request"))[1])
+    row["answer"] = answer_text(chat_response(record.get("response")))
     row["request"] = _json(record.get("request"))
     row["response"] = _json(record.get("response"))
     for name in FEEDBACK_FIELDS:

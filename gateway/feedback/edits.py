@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.apis.chat_view import chat_response
+
 MAX_EDIT_CHARS = 10_000
 # Cells (characters x characters) one request may compare: five comparisons at the limit.
 REQUEST_CELL_BUDGET = 5 * MAX_EDIT_CHARS * MAX_EDIT_CHARS
@@ -91,7 +93,8 @@ def classify(answer: str, correction: str, distance: int, threshold: float) -> s
 
 
 def answer_text(response: Any) -> str | None:
-    """What the user saw of a stored response: the first choice's text, else None."""
+    """What the user saw of a stored response (of any API): the first choice's text, else None."""
+    response = chat_response(response)
     if not isinstance(response, dict):
         return None
     choices = response.get("choices")

@@ -1,4 +1,5 @@
-"""Provider adapters, built from config: raw OpenAI-compatible passthrough, litellm, demo."""
+"""Provider adapters, built from config: raw OpenAI-compatible and Anthropic passthrough,
+litellm, demo."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ def build_provider(config: ProviderConfig, session: aiohttp.ClientSession) -> Pr
         from gateway.providers.openai_compat import OpenAICompatProvider
 
         return OpenAICompatProvider(config, session)
+    if config.type == "anthropic":
+        from gateway.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(config, session)
     if config.type == "demo":
         from gateway.providers.demo import DemoProvider
 

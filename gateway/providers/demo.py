@@ -11,14 +11,14 @@ import base64
 import hashlib
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
 
 from gateway.config import ProviderConfig
 from gateway.errors import InvalidRequest
-from gateway.providers.base import UpstreamResponse
+from gateway.providers.base import CHAT_FAMILY, UpstreamResponse
 
 EMBEDDING_DIMENSIONS = 16
 
@@ -33,7 +33,8 @@ def last_user_text(messages: Any) -> str:
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, list):
-                return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+                texts = (part.get("text") for part in content if isinstance(part, dict))
+                return " ".join(text for text in texts if isinstance(text, str))
             return str(content or "")
     return ""
 
@@ -43,10 +44,18 @@ def _words(text: str) -> int:
 
 
 class DemoProvider:
+    native = CHAT_FAMILY
+
     def __init__(self, config: ProviderConfig):
         self.name = config.name
 
-    async def send(self, endpoint: str, body: dict[str, Any], stream: bool) -> UpstreamResponse:
+    async def send(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        stream: bool,
+        headers: Mapping[str, str] | None = None,
+    ) -> UpstreamResponse:
         model = str(body.get("model", "demo"))
         if endpoint == "embeddings":
             return _json(self._embeddings(model, body))

@@ -12,7 +12,7 @@ import importlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx  # a dependency of litellm (and openai); this module is only loaded with litellm
@@ -20,7 +20,7 @@ import orjson
 
 from gateway.config import ProviderConfig
 from gateway.errors import UpstreamError, UpstreamTimeout
-from gateway.providers.base import UpstreamResponse
+from gateway.providers.base import CHAT_FAMILY, UpstreamResponse
 from gateway.providers.limits import Limits
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,8 @@ def _quiet_logging(litellm_logging: Any) -> None:
 
 
 class LiteLLMProvider:
+    native = CHAT_FAMILY  # litellm answers in OpenAI's chat shapes, whatever it calls
+
     def __init__(self, config: ProviderConfig):
         self.name = config.name
         self._prefix = config.litellm_provider
@@ -136,7 +138,13 @@ class LiteLLMProvider:
         if config.headers:
             self._options["extra_headers"] = dict(config.headers)
 
-    async def send(self, endpoint: str, body: dict[str, Any], stream: bool) -> UpstreamResponse:
+    async def send(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        stream: bool,
+        headers: Mapping[str, str] | None = None,
+    ) -> UpstreamResponse:
         call = getattr(self._litellm, _CALLS[endpoint])
         request = {k: v for k, v in body.items() if not self._is_setting(k)}
         params = {**request, **self._options, "model": f"{self._prefix}/{body['model']}"}

@@ -5,7 +5,7 @@ translated, which is what keeps this path fast and faithful.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -14,11 +14,13 @@ from yarl import URL
 
 from gateway.config import ProviderConfig
 from gateway.errors import UpstreamError, UpstreamTimeout
-from gateway.providers.base import ENDPOINTS, UpstreamResponse, client_headers
+from gateway.providers.base import CHAT_FAMILY, UpstreamResponse, client_headers
 from gateway.providers.limits import Limits
 
 # Enough of a 5xx body for its message; the rest is not read.
 _ERROR_BODY_BYTES = 64 * 1024
+# OpenAI's other JSON endpoints, relayed as they are (the multipart ones go through `forward`).
+_OTHER_JSON = frozenset({"moderations", "images/generations", "audio/speech"})
 
 
 class OpenAICompatProvider:
@@ -26,11 +28,14 @@ class OpenAICompatProvider:
         assert config.base_url is not None  # checked by config validation
         self.name = config.name
         self._base_url = config.base_url.rstrip("/")
+        self._query = dict(config.query)
+        # Not every OpenAI-compatible server has the Responses API (vLLM and Ollama do, many
+        # hosted ones do not): `serves_responses: false` translates it to chat completions.
+        self.native = (
+            CHAT_FAMILY | _OTHER_JSON | ({"responses"} if config.serves_responses else frozenset())
+        )
         # URLs built once: parsing one per request is measurable at thousands of requests/s.
-        self._urls = {
-            endpoint: URL(f"{self._base_url}/{endpoint}").update_query(dict(config.query))
-            for endpoint in ENDPOINTS
-        }
+        self._urls = {endpoint: self._url(endpoint) for endpoint in self.native}
         self._session = session
         self._limits = Limits.of(config)
         self._timeout = aiohttp.ClientTimeout(
@@ -43,15 +48,38 @@ class OpenAICompatProvider:
             else:
                 self._headers[config.api_key_header] = config.api_key
 
-    async def send(self, endpoint: str, body: dict[str, Any], stream: bool) -> UpstreamResponse:
+    def _url(self, endpoint: str) -> URL:
+        return URL(f"{self._base_url}/{endpoint}").update_query(self._query)
+
+    async def send(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        stream: bool,
+        headers: Mapping[str, str] | None = None,
+    ) -> UpstreamResponse:
+        return await self._request(
+            "POST", self._urls[endpoint], orjson.dumps(body), self._headers, stream
+        )
+
+    async def forward(
+        self, method: str, endpoint: str, data: bytes | None, content_type: str | None
+    ) -> UpstreamResponse:
+        headers = dict(self._headers)
+        if content_type:
+            headers["Content-Type"] = content_type
+        else:
+            headers.pop("Content-Type", None)
+        return await self._request(method, self._url(endpoint), data, headers, stream=False)
+
+    async def _request(
+        self, method: str, url: URL, data: bytes | None, headers: Mapping[str, str], stream: bool
+    ) -> UpstreamResponse:
         deadline = self._limits.deadline()
         async with self._limits.until(deadline):
             try:
-                response = await self._session.post(
-                    self._urls[endpoint],
-                    data=orjson.dumps(body),
-                    headers=self._headers,
-                    timeout=self._timeout,
+                response = await self._session.request(
+                    method, url, data=data, headers=headers, timeout=self._timeout
                 )
             except TimeoutError as exc:
                 raise UpstreamTimeout(self.name, "no answer before the timeout") from exc

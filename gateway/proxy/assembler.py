@@ -1,9 +1,10 @@
 """Reads an OpenAI-format answer while it is relayed: splits SSE into events, decides what the
 client sees, and assembles the message (content, tool calls, finish reason, usage) for capture.
 
-Events are forwarded byte-for-byte as soon as they are complete. The one exception is the usage
-chunk the gateway asked for on the client's behalf (`stream_options.include_usage`), which is
-dropped so such a client sees exactly the stream it would have had from the provider.
+Events are forwarded byte-for-byte as soon as they are complete. The one exception is what the
+gateway asked for on the client's behalf (`stream_options.include_usage`): the usage chunk is
+dropped, and the `"usage":null` it makes the provider add to every chunk is cut, so such a client
+sees exactly the stream it would have had from the provider.
 
 Nothing an upstream sends may make it raise: a value of the wrong type is skipped (the bytes
 still reach the client as they came) and the rest is assembled. Its work is linear in the bytes
@@ -27,6 +28,8 @@ _MAX_CHOICES = 1024
 # (`max_response_bytes`). Streamed envelopes are ~50x their text, so a stream that reaches
 # this is no real answer; the rest is still relayed, only not kept (see `truncated`).
 MAX_KEPT_CHARS = 32 * 1024 * 1024
+# What one streamed logprobs entry counts against MAX_KEPT_CHARS (a token, its logprob, bytes).
+_LOGPROB_CHARS = 64
 
 
 @dataclass
@@ -51,6 +54,9 @@ class _Choice:
     refusal: list[str] = field(default_factory=list)
     tool_calls: dict[int, _ToolCall] = field(default_factory=dict)
     finish_reason: str | None = None
+    # Streamed logprobs, each list joined across chunks: chat's `content`/`refusal`, legacy
+    # completions' `tokens`, `token_logprobs`, `top_logprobs`, `text_offset`.
+    logprobs: dict[str, list[Any]] = field(default_factory=dict)
 
 
 class ResponseAssembler:
@@ -83,8 +89,9 @@ class ResponseAssembler:
         for match in _EVENT_END.finditer(self._buffer, max(self._searched - _EVENT_END_OVERLAP, 0)):
             event = bytes(self._buffer[start : match.end()])
             start = match.end()
-            if self._on_event(event, now):
-                out.append(event)
+            passed = self._on_event(event, now)
+            if passed is not None:
+                out.append(passed)
         del self._buffer[:start]
         self._searched = len(self._buffer)
         return b"".join(out)
@@ -94,41 +101,47 @@ class ResponseAssembler:
         rest = bytes(self._buffer)
         self._buffer.clear()
         self._searched = 0
-        if rest.strip() and self._on_event(rest, now):
-            return rest + b"\n\n"
-        return b""
+        passed = self._on_event(rest, now) if rest.strip() else None
+        return passed + b"\n\n" if passed is not None else b""
 
-    def _on_event(self, event: bytes, now: float) -> bool:
+    def _on_event(self, event: bytes, now: float) -> bytes | None:
+        """Read one event; the bytes to pass on for it, or None to drop it."""
         data = b"\n".join(
             line[5:].lstrip(b" ") for line in event.splitlines() if line.startswith(b"data:")
         )
         if not data:
-            return True  # comments and keep-alives pass through
+            return event  # comments and keep-alives pass through
         if data == b"[DONE]":
             self.saw_done = True
-            return True
+            return event
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return True
+            return event
         if not isinstance(chunk, dict):
-            return True
+            return event
         self._head(chunk)
         if chunk.get("usage"):
             self._take_usage(chunk["usage"])
             if self.hide_usage_chunk and not chunk.get("choices"):
-                return False
+                return None
         for delta_choice in _list(chunk.get("choices")):
             produced = isinstance(delta_choice, dict) and self._apply_delta(delta_choice)
             if produced and self.first_token_at is None:
                 self.first_token_at = now
-        return True
+        if self.hide_usage_chunk and "usage" in chunk and chunk["usage"] is None:
+            # Asking for usage makes OpenAI add `"usage":null` to every chunk. In JSON text a
+            # quote inside a string is escaped, so this byte run can only be that member.
+            return event.replace(b',"usage":null', b"", 1)
+        return event
 
     def _apply_delta(self, payload: dict[str, Any]) -> bool:
         """Merge one streamed choice; True when it carried generated output."""
         choice = self._choices.setdefault(_index(payload.get("index")), _Choice())
         if _text(payload.get("finish_reason")):
             choice.finish_reason = payload["finish_reason"]
+        if isinstance(payload.get("logprobs"), dict):
+            self._keep_logprobs(choice, payload["logprobs"])
         if "text" in payload:  # legacy completions
             return self._keep(choice.content, payload["text"])
         delta = payload.get("delta")
@@ -159,6 +172,17 @@ class ResponseAssembler:
         function = _dict(call.get("function"))
         self._keep(slot.name, function.get("name"))
         self._keep(slot.arguments, function.get("arguments"))
+
+    def _keep_logprobs(self, choice: _Choice, logprobs: dict[str, Any]) -> None:
+        for key, entries in logprobs.items():
+            if not isinstance(entries, list) or not entries:
+                continue
+            # An entry is a token with its alternatives: counted as _LOGPROB_CHARS of text.
+            if self._kept + len(entries) * _LOGPROB_CHARS <= MAX_KEPT_CHARS:
+                choice.logprobs.setdefault(key, []).extend(entries)
+                self._kept += len(entries) * _LOGPROB_CHARS
+            else:
+                self.truncated = True
 
     def _keep(self, parts: list[str], value: Any) -> bool:
         """Keep a piece of streamed text while under MAX_KEPT_CHARS; True when there was one."""
@@ -224,13 +248,11 @@ class ResponseAssembler:
         choices = []
         for index, choice in sorted(self._choices.items()):
             if not chat:
-                choices.append(
-                    {
-                        "index": index,
-                        "text": "".join(choice.content),
-                        "finish_reason": choice.finish_reason,
-                    }
-                )
+                text: dict[str, Any] = {"index": index, "text": "".join(choice.content)}
+                if choice.logprobs:
+                    text["logprobs"] = choice.logprobs
+                text["finish_reason"] = choice.finish_reason
+                choices.append(text)
                 continue
             message: dict[str, Any] = {
                 "role": choice.role,
@@ -243,9 +265,11 @@ class ResponseAssembler:
             if choice.tool_calls:
                 calls = [choice.tool_calls[i].as_dict() for i in sorted(choice.tool_calls)]
                 message["tool_calls"] = calls
-            choices.append(
-                {"index": index, "message": message, "finish_reason": choice.finish_reason}
-            )
+            assembled: dict[str, Any] = {"index": index, "message": message}
+            if choice.logprobs:
+                assembled["logprobs"] = {"content": None, "refusal": None, **choice.logprobs}
+            assembled["finish_reason"] = choice.finish_reason
+            choices.append(assembled)
         return {
             "id": self.response_id,
             "object": "chat.completion" if chat else "text_completion",

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.apis.base import Assembler
+from gateway.apis.chat_view import chat_request, chat_response
 from gateway.pricing import PriceTable
-from gateway.proxy.assembler import ResponseAssembler
 from gateway.quality import quality_flags
 from gateway.records.interaction import ERROR, Interaction
 from gateway.records.tags import MAX_ID_LENGTH
@@ -24,7 +25,7 @@ MAX_TOKENS = 2**40
 
 def fill_usage(
     interaction: Interaction,
-    assembler: ResponseAssembler,
+    assembler: Assembler,
     prices: PriceTable,
     route: Route,
 ) -> None:
@@ -53,8 +54,9 @@ def fill_usage(
         # No usage from upstream (a provider that ignores stream_options, or a stream cut
         # short): count what we have, and say it is an estimate.
         model = route.upstream_model
-        interaction.prompt_tokens = count_prompt(interaction.endpoint, interaction.request, model)
-        interaction.completion_tokens = count_completion(assembler.response(), model)
+        endpoint, request = chat_request(interaction.endpoint, interaction.request)
+        interaction.prompt_tokens = count_prompt(endpoint, request, model)
+        interaction.completion_tokens = count_completion(chat_response(assembler.response()), model)
         interaction.usage_estimated = True
     interaction.cost_usd = prices.cost(
         route.upstream_model,
@@ -65,11 +67,13 @@ def fill_usage(
     )
 
 
-def fill_answer(interaction: Interaction, assembler: ResponseAssembler, answered: bool) -> None:
+def fill_answer(interaction: Interaction, assembler: Assembler, answered: bool) -> None:
     """Response body, id, finish reason and quality flags."""
     response = assembler.response() if answered else None
     if response is not None and interaction.endpoint == "embeddings":
         response = _without_vectors(response)
+    elif response is not None and interaction.endpoint.startswith("images/"):
+        response = _without_images(response)
     interaction.response = response
     response_id = assembler.response_id  # indexed, so bounded like the other identifiers
     interaction.response_id = response_id[:MAX_ID_LENGTH] if response_id else None
@@ -83,17 +87,45 @@ def fill_answer(interaction: Interaction, assembler: ResponseAssembler, answered
     )
     if assembler.truncated:  # relayed whole, but only its first MAX_KEPT_CHARS were kept
         interaction.quality_flags = [*interaction.quality_flags, ANSWER_TRUNCATED]
+    failed = getattr(assembler, "error", None)  # an error event the provider streamed itself
+    if isinstance(failed, dict) and interaction.status != ERROR:
+        interaction.status = ERROR
+        interaction.error_type = str(failed.get("type") or failed.get("code") or "stream_error")
+        interaction.error_message = str(failed.get("message") or "the provider's stream failed")
 
 
 def _without_vectors(response: dict[str, Any]) -> dict[str, Any]:
     """Embedding vectors are not training data and can be megabytes: keep their shape only."""
     data = []
-    for item in response.get("data") or []:
+    for item in _list(response.get("data")):
         if isinstance(item, dict):
-            vector = item.get("embedding")
-            size = len(vector) if isinstance(vector, list) else None
+            size = _dimensions(item.get("embedding"))
             data.append({**item, "embedding": None, "dimensions": size})
     return {**response, "data": data}
+
+
+def _dimensions(vector: Any) -> int | None:
+    """A vector's length: a list of floats, or base64 of float32s (the openai SDKs' default)."""
+    if isinstance(vector, list):
+        return len(vector)
+    if isinstance(vector, str):
+        padding = len(vector) - len(vector.rstrip("="))
+        return (len(vector) * 3 // 4 - padding) // 4
+    return None
+
+
+def _without_images(response: dict[str, Any]) -> dict[str, Any]:
+    """Generated images (base64, megabytes each) are kept as their size; URLs as they are."""
+    data = []
+    for item in _list(response.get("data")):
+        if isinstance(item, dict) and isinstance(item.get("b64_json"), str):
+            item = {**item, "b64_json": None, "b64_json_bytes": len(item["b64_json"]) * 3 // 4}
+        data.append(item)
+    return {**response, "data": data}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _token_count(value: Any) -> int | None:
