@@ -2,7 +2,8 @@
 
     python -m bench.anonymize_recall [--corpus bench/pii_corpus.jsonl] [--json] [--verbose]
 
-Not part of `python -m bench`: it measures gateway/anonymize.py, not the proxy.
+Not part of `python -m bench`: it measures gateway/anonymize, not the proxy (its cost per row:
+`python -m bench.anonymize_cost`).
 
 The corpus is JSON lines `{"text": ..., "pii": [{"kind", "value"}...], "keep": [...]}`. `pii`
 lists every personal value, once per mention ("Per Hansen" then "Per" is two entries), with

@@ -28,7 +28,7 @@ import orjson
 
 from exporters.curate import content_key
 from exporters.formats import Format, FormatOptions, get_format
-from exporters.run import MANIFEST
+from exporters.output import MANIFEST
 from gateway import __version__
 from gateway.errors import ConfigError
 
@@ -227,7 +227,7 @@ class _Checker:
             return None, [Problem(line, "invalid_json", str(exc))]
         if not isinstance(record, dict):
             return None, [Problem(line, "data_type", "a line must be a JSON object")]
-        problems = [_problem(line, text) for text in self.fmt.check(record)]
+        problems = [_problem(line, text) for text in self.fmt.problems(record)]
         if problems:
             return None, problems
         if self.fmt.all_traffic:

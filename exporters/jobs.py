@@ -95,7 +95,7 @@ async def run_job(
             latest = await store.export_runs(job=name, limit=1)
             if latest and datetime.fromisoformat(latest[0]["started_at"]) >= scheduled_for:
                 return None
-        request = await _job_request(store, job, full)
+        request = await job_request(store, config, job, full)
         if job.min_new_examples:
             preview = await run_export(store, config.anonymize, request, None)
             waiting = preview["counts"]["records_written"]
@@ -107,7 +107,20 @@ async def run_job(
     return run
 
 
-async def _job_request(store: ExportJobs, job: ExportJobConfig, full: bool) -> ExportRequest:
+def system_prompt_variants(config: Config) -> frozenset[tuple[str, str]]:
+    """(model, variant) of every A/B arm that replaces the client's system prompt: the
+    preference formats match such an arm's prompts on the other turns only."""
+    return frozenset(
+        (model.name, variant.name)
+        for model in config.models.values()
+        for variant in model.variants
+        if variant.system_prompt is not None
+    )
+
+
+async def job_request(
+    store: ExportJobs, config: Config, job: ExportJobConfig, full: bool
+) -> ExportRequest:
     since = None
     if job.incremental and not full:
         last = await store.export_runs(job=job.name, status=SUCCEEDED, limit=1)
@@ -116,7 +129,9 @@ async def _job_request(store: ExportJobs, job: ExportJobConfig, full: bool) -> E
     return ExportRequest(
         job.format,
         parse_filters(job.filters, f"exports.{job.name}.filters"),
-        FormatOptions(max_tokens=job.max_tokens),
+        FormatOptions(
+            max_tokens=job.max_tokens, system_prompt_variants=system_prompt_variants(config)
+        ),
         changed_since=since,
     )
 

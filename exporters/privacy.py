@@ -3,7 +3,9 @@
 Every text a dataset can carry is redacted with one pseudonym table per example, so `[PERSON_1]`
 in the prompt is `[PERSON_1]` in the answer and in the correction. User and session ids become
 salted hashes (still grouping one user's examples for the split) or are dropped; ages in tags
-become decade ranges; the API key's name never leaves.
+become decade ranges; the API key's name never leaves. Names in structure are found too: a
+message's `name` (`kari_nordmann` becomes `PERSON_1`, the same person as `[PERSON_1]` in the
+text), person fields of JSON, and JSON inside tool-call arguments and tool results.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from exporters.selection import Example
 from gateway.anonymize import Anonymizer, age_range
+from gateway.anonymize.structure import walk
 from gateway.config import AnonymizeConfig
 
 
@@ -36,13 +39,25 @@ class Privacy:
             self.redactions.update(result.counts)
             return result.text
 
+        def redact_name(name: str, identifier: bool = False) -> str:
+            result = self.anonymizer.redact_name(name, people, identifier=identifier)
+            self.redactions.update(result.counts)
+            return result.text
+
+        def redact_body(body: Any, skip: tuple[str, ...]) -> Any:
+            return walk(body, redact, redact_name, self.anonymizer.lexicon, skip=skip)
+
         request = record.get("request")
         if isinstance(request, dict) and "user" in request:
             request["user"] = self.pseudonym(request["user"])  # OpenAI's end-user id field
+        for message in _messages(request, record.get("response")):
+            # OpenAI's participant name takes only [A-Za-z0-9_-]: `PERSON_1`, not `[PERSON_1]`.
+            if isinstance(message.get("name"), str) and message["name"]:
+                message["name"] = redact_name(message["name"], identifier=True)
         # Every string in the bodies, not only message contents: embeddings inputs, reasoning,
         # refusals and tool arguments can all carry personal data into the raw formats.
-        record["request"] = _walk(request, redact, skip=("user", "model"))
-        record["response"] = _walk(record.get("response"), redact, skip=("id", "model"))
+        record["request"] = redact_body(request, skip=("user", "model"))
+        record["response"] = redact_body(record.get("response"), skip=("id", "model"))
         record["error_message"] = redact(record.get("error_message"))
         for key in ("correction", "comment"):
             if key in example.feedback:
@@ -72,11 +87,14 @@ class Privacy:
         return redact(value)
 
 
-def _walk(value: Any, redact: Any, skip: tuple[str, ...] = ()) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [_walk(v, redact) for v in value]
-    if isinstance(value, dict):
-        return {k: v if k in skip else _walk(v, redact) for k, v in value.items()}
-    return value
+def _messages(request: Any, response: Any) -> list[dict[str, Any]]:
+    """The chat messages of a record: the prompt's, and each choice's answer."""
+    found = []
+    if isinstance(request, dict) and isinstance(request.get("messages"), list):
+        found += [m for m in request["messages"] if isinstance(m, dict)]
+    if isinstance(response, dict) and isinstance(response.get("choices"), list):
+        for choice in response["choices"]:
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if isinstance(message, dict):
+                found.append(message)
+    return found

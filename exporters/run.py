@@ -5,6 +5,10 @@ each) and, when `max_examples` asks for a sample, that many records are held in 
 an output folder it is a dry run that counts what would be written (the admin API's preview),
 through exactly the same code.
 
+An export never mixes runs: it writes into an empty (or new) folder, or, told to `replace`, into
+a folder holding an earlier export, whose listed files it removes first; its manifest lists
+exactly the files it wrote. Jobs and the admin API write a new folder per run.
+
 A row that a format's code cannot read (a stored body of a shape nobody expected: `tool_calls`
 that is `false`, a content part whose text is a list) is skipped and counted as `unformattable`,
 and logged once with its id: one such row must not end every later export, run after run.
@@ -12,10 +16,13 @@ and logged once with its id: one such row must not end every later export, run a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,17 +30,20 @@ from typing import Any
 
 import orjson
 
+from exporters.card import write_card, write_features
 from exporters.chat import Unusable
 from exporters.curate import Sample, content_key, split_of
 from exporters.formats import Format, FormatOptions, get_format
+from exporters.history import RejectedAnswers, learn_before
+from exporters.output import MANIFEST, clear_out
 from exporters.privacy import Privacy
-from exporters.selection import Filters, select
+from exporters.selection import Example, Filters, select
 from exporters.writers import CountOnly, Writer
 from gateway import __version__
 from gateway.config import AnonymizeConfig
+from gateway.privacy.subjects import Subjects
 from gateway.store.base import ExportSource
 
-MANIFEST = "manifest.json"
 log = logging.getLogger(__name__)
 # What code that walks a body of an unexpected shape raises: a bool where a list belongs, a list
 # where a string does, a key or an item that is not there, nesting too deep to walk. Anything
@@ -61,6 +71,26 @@ class _Tally:
     not_sampled: int = 0
     unformattable: Counter[str] = field(default_factory=Counter)  # by exception type
     latest_change: str | None = None
+    zero_weighted: int = 0  # turns written with `weight: 0`
+    written: int = 0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a run is, for a terminal: rows read from the store, records written so far."""
+
+    read: int
+    written: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Rows read per second."""
+        return self.read / self.seconds if self.seconds > 0 else 0.0
+
+
+# How often (in rows read) a run reports its progress.
+PROGRESS_EVERY = 1_000
 
 
 async def run_export(
@@ -68,16 +98,25 @@ async def run_export(
     anonymize: AnonymizeConfig,
     request: ExportRequest,
     out_dir: Path | None,
+    *,
+    replace: bool = False,
+    progress: Callable[[Progress], None] | None = None,
 ) -> dict[str, Any]:
-    """Write the dataset into `out_dir` (created if missing) and return its manifest, which is
-    also written as `manifest.json`. With `out_dir=None`, write nothing and return the counts."""
+    """Write the dataset into `out_dir` (created if missing; it must be empty unless `replace`
+    lets an earlier export's files in it be removed) and return its manifest, which is also
+    written as `manifest.json`. With `out_dir=None`, write nothing and return the counts.
+    `progress` is called every `PROGRESS_EVERY` rows read and once at the end."""
     started = datetime.now(UTC)
+    clock = time.monotonic()
     fmt = get_format(request.format, request.options)
     filters = request.filters.for_format(fmt.all_traffic)
     privacy = Privacy(anonymize)
+    subjects = Subjects(anonymize.salt)  # who is in this run, for a later forget
+    rejected = RejectedAnswers()
     tally = _Tally()
     if out_dir is not None:
         out_dir = Path(out_dir)
+        clear_out(out_dir, replace)
         out_dir.mkdir(parents=True, exist_ok=True)
     writer = CountOnly() if out_dir is None else fmt.open_writer(out_dir)
     sample = Sample(filters.max_examples, filters.seed) if filters.max_examples else None
@@ -96,13 +135,29 @@ async def run_export(
             where.lineno,
         )
 
+    def learn(example: Example) -> None:
+        # A body of an unexpected shape: the format skips the row and counts it itself.
+        with contextlib.suppress(*_SHAPE_ERRORS):
+            rejected.observe(example)
+
+    def observe(example: Example) -> None:
+        tally.read += 1
+        if progress is not None and tally.read % PROGRESS_EVERY == 0:
+            progress(Progress(tally.read, tally.written, time.monotonic() - clock))
+        learn(example)
+
+    def write(split: str, record: dict[str, Any]) -> None:
+        writer.write(split, record)
+        tally.written += 1
+        tally.zero_weighted += fmt.zero_weighted(record)
+
     def emit(record: dict[str, Any], group: str) -> None:
-        problems = fmt.check(record)
+        problems = fmt.problems(record)
         if problems:
             tally.invalid[problems[0].split(":")[0]] += 1
             return
         if fmt.all_traffic:
-            writer.write("all", record)
+            write("all", record)
             return
         tokens = fmt.tokens(record)
         if tokens is not None and tokens > request.options.max_tokens:
@@ -115,18 +170,24 @@ async def run_export(
         seen.add(key)
         split = split_of(group, filters.seed, filters.validation_fraction)
         if sample is None:
-            writer.write(split, record)
+            write(split, record)
         else:
             sample.offer(key, split, record)
 
+    starts = [moment for moment in (filters.since, request.changed_since) if moment is not None]
+    if starts and not fmt.all_traffic:
+        # Rejections in conversations that began before this export's window.
+        await learn_before(store, learn, max(starts), filters, fmt.endpoints)
     async for example in select(
         store,
         filters,
         tally.filtered,
         endpoints=fmt.endpoints,
         changed_since=request.changed_since,
+        observe=observe,
     ):
         tally.selected += 1
+        subjects.add(example.record)  # before privacy.apply replaces the ids
         change = example.eligible_at
         if tally.latest_change is None or change > tally.latest_change:
             tally.latest_change = change
@@ -146,10 +207,14 @@ async def run_export(
     if sample is not None:
         tally.not_sampled = sample.passed_over
         for split, record in sample.drain():
-            writer.write(split, record)
+            write(split, record)
     files = writer.close()
-    tally.read = tally.selected + sum(tally.filtered.values())
+    if out_dir is not None:
+        files += describe_records(fmt, writer, out_dir)
+    if progress is not None:
+        progress(Progress(tally.read, tally.written, time.monotonic() - clock))
     manifest = _manifest(fmt, filters, request, tally, privacy, writer, files, out_dir, started)
+    manifest.update(subjects.manifest())  # user_hashes, session_hashes
     if out_dir is not None:
         (out_dir / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return manifest
@@ -167,6 +232,7 @@ def _manifest(
     started: datetime,
 ) -> dict[str, Any]:
     counts: dict[str, int] = getattr(writer, "counts", {})
+    records = {path.as_posix(): n for path, n in writer.split_files().values()}
     return {
         "format": fmt.name,
         "gateway_version": __version__,
@@ -197,23 +263,37 @@ def _manifest(
                 "invalid": dict(sorted(tally.invalid.items())),
                 "unformattable": dict(sorted(tally.unformattable.items())),
             },
+            # Earlier assistant turns the user threw away, kept as context with `weight: 0`.
+            "turns_zero_weighted": tally.zero_weighted,
+            **fmt.report(),
         },
         "redactions": dict(sorted(privacy.redactions.items())),
         "latest_change": tally.latest_change,
-        "files": [_describe(path, out_dir) for path in sorted(files)] if out_dir else [],
+        "files": ([_describe(path, out_dir, records) for path in sorted(files)] if out_dir else []),
     }
 
 
-def _describe(path: Path, out_dir: Path) -> dict[str, Any]:
+def describe_records(fmt: Format, writer: Writer, out_dir: Path) -> list[Path]:
+    """The schema file and, unless the format writes its own, the dataset card."""
+    if fmt.schema is None:
+        return []
+    written = [write_features(out_dir, fmt.schema)]
+    if not fmt.own_card:
+        written.append(write_card(out_dir, fmt.schema, writer.split_files(), fmt.name))
+    return written
+
+
+def _describe(path: Path, out_dir: Path, records: dict[str, int]) -> dict[str, Any]:
     digest = hashlib.sha256()
     lines = 0
     with open(path, "rb") as file:
         while chunk := file.read(1 << 20):
             digest.update(chunk)
             lines += chunk.count(b"\n")
-    return {
-        "name": path.relative_to(out_dir).as_posix(),
-        "bytes": path.stat().st_size,
-        "lines": lines,
-        "sha256": digest.hexdigest(),
-    }
+    name = path.relative_to(out_dir).as_posix()
+    described: dict[str, Any] = {"name": name, "bytes": path.stat().st_size, "lines": lines}
+    if name in records:
+        # A CSV cell may hold newlines: lines are not records there.
+        described["records"] = records[name]
+    described["sha256"] = digest.hexdigest()
+    return described

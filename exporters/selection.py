@@ -10,7 +10,7 @@ under the filter that dropped it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -83,6 +83,9 @@ class Example:
 
     record: dict[str, Any]
     feedback: dict[str, Any]
+    # Indices into the prompt's messages of earlier assistant turns the user threw away
+    # (`exporters.history`): no format may train on them.
+    rejected_turns: frozenset[int] = frozenset()
 
     @property
     def id(self) -> str:
@@ -112,8 +115,10 @@ async def select(
     *,
     endpoints: tuple[str, ...] = (),
     changed_since: datetime | None = None,
+    observe: Callable[[Example], None] | None = None,
 ) -> AsyncIterator[Example]:
-    """Examples that pass `filters`, oldest first; `dropped` counts the rest by filter."""
+    """Examples that pass `filters`, oldest first; `dropped` counts the rest by filter.
+    `observe` sees every row read, before the filters, kept or not."""
     query = ExportQuery(
         window=TimeWindow(filters.since, filters.until),
         models=filters.models,
@@ -127,6 +132,8 @@ async def select(
         page = await store.export_page(query, after, PAGE_SIZE)
         for record in page:
             example = Example(record, latest(record.get("feedback") or []))
+            if observe is not None:
+                observe(example)
             reason = rejection(example, filters)
             if reason is None:
                 yield example

@@ -26,6 +26,11 @@ class Writer:
     def write(self, split: str, record: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def split_files(self) -> dict[str, tuple[Path, int]]:
+        """Each split's JSONL file (relative to the export folder) and its record count, for
+        the dataset card; empty when the files are not JSON lines."""
+        return {}
+
     def close(self) -> list[Path]:
         """Finish writing; the files written."""
         raise NotImplementedError
@@ -37,6 +42,7 @@ class JsonlSplits(Writer):
 
     def __init__(self, out_dir: Path, folder: str = "", suffix: str = ".jsonl"):
         self.dir = Path(out_dir) / folder
+        self.folder = folder
         self.suffix = suffix
         self.counts: dict[str, int] = dict.fromkeys(SPLITS, 0)
         self._files: dict[str, IO[bytes]] = {}
@@ -48,6 +54,14 @@ class JsonlSplits(Writer):
             file = self._files[split] = open(self.dir / f"{split}{self.suffix}", "wb")  # noqa: SIM115
         file.write(orjson.dumps(record) + b"\n")
         self.counts[split] = self.counts.get(split, 0) + 1
+
+    def split_files(self) -> dict[str, tuple[Path, int]]:
+        folder = Path(self.folder)
+        return {
+            split: (folder / f"{split}{self.suffix}", self.counts[split])
+            for split in SPLITS
+            if split in self._files
+        }
 
     def close(self) -> list[Path]:
         paths = []

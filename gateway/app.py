@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway import admin, openapi
+from gateway import admin, console, openapi, privacy
 from gateway.appkeys import (
     CONFIG,
     FEEDBACK_TOKENS,
@@ -44,6 +44,8 @@ from gateway.http_errors import error_middleware, json_response
 from gateway.metrics import Metrics
 from gateway.overload import InFlightLimit
 from gateway.pricing import PriceTable
+from gateway.privacy.capture import CaptureRedactor
+from gateway.privacy.forgotten import ForgottenSubjects
 from gateway.providers import build_providers
 from gateway.proxy import handlers
 from gateway.proxy.stored_responses import stored_response
@@ -101,6 +103,8 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/v1/models/{model}", handlers.get_model)
     app.router.add_post("/v1/feedback", post_feedback)
     admin.add_routes(app)
+    console.add_routes(app)  # the web console (gateway/console/)
+    privacy.install(app)  # the audit middleware; the retention task (after the recorder)
     # The browser feedback script and its example page (gateway/static/).
     app.router.add_static("/static", Path(__file__).parent / "static", append_version=False)
     app.router.add_get("/healthz", healthz)
@@ -147,7 +151,8 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _recorder(app: web.Application) -> AsyncIterator[None]:
-    capture = app[CONFIG].capture
+    config = app[CONFIG]
+    capture = config.capture
     recorder = Recorder(
         app[STORE],
         Spool(capture.spool_dir),
@@ -156,6 +161,8 @@ async def _recorder(app: web.Application) -> AsyncIterator[None]:
         write_timeout=capture.write_timeout,
         flush_interval=capture.flush_interval,
         stall_timeout=capture.stall_timeout,
+        redactor=CaptureRedactor.from_config(capture.redact, config.anonymize),
+        forgotten=ForgottenSubjects(app[STORE], config.anonymize.salt),
     )
     app[RECORDER] = recorder
     recorder.start()

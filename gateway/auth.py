@@ -48,6 +48,10 @@ class KeyRing:
         """New keys from a reloaded config, swapped in one assignment."""
         self._by_digest = {_digest(k.key): k for k in config.keys}
 
+    def has_name(self, name: str | None) -> bool:
+        """A key of this name is configured now (after any reload)."""
+        return any(key.name == name for key in self._by_digest.values())
+
     @property
     def enabled(self) -> bool:
         return bool(self._by_digest)

@@ -100,6 +100,22 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument("--format", help="default: from the inputs' manifests")
     merge.set_defaults(command=_dataset_merge)
 
+    forget = commands.add_parser(
+        "forget",
+        parents=[common],
+        help="delete a person's interactions and feedback, purge the spool, list the exports",
+    )
+    who = forget.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="the user id (Flywheel-User, or OpenAI's `user`)")
+    who.add_argument("--session", help="the session id (Flywheel-Session)")
+    forget.add_argument("--json", action="store_true", help="print the JSON the API returns")
+    forget.set_defaults(command=_forget)
+
+    retention = commands.add_parser(
+        "retention", parents=[common], help="delete what `retention` no longer keeps, now"
+    )
+    retention.set_defaults(command=_retention)
+
     migrate = commands.add_parser("migrate", parents=[common], help="apply database migrations")
     migrate.set_defaults(command=_migrate)
     return parser
@@ -178,12 +194,26 @@ def _redact(config: Config, args: argparse.Namespace) -> None:
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
-    from exporters.formats import FORMATS
+    from exporters.formats import DESCRIPTIONS, FORMATS
 
-    parser.add_argument(
-        "format", nargs="?", choices=list(FORMATS), metavar="FORMAT", help=", ".join(FORMATS)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    width = max(len(name) for name in FORMATS)
+    parser.epilog = "formats:\n" + "\n".join(
+        f"  {name.ljust(width)}  {DESCRIPTIONS[name]}" for name in FORMATS
     )
-    parser.add_argument("--out", help="folder to write (created if missing)")
+    parser.add_argument(
+        "format",
+        nargs="?",
+        choices=list(FORMATS),
+        metavar="FORMAT",
+        help="what to write (listed below)",
+    )
+    parser.add_argument("--out", help="folder to write (created if missing; must be empty)")
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="--out holds an earlier export: remove its files first",
+    )
     parser.add_argument("--job", help="run the job `exports.JOB` from the config once instead")
     parser.add_argument(
         "--all", action="store_true", help="with --job: re-export everything, not only what is new"
@@ -240,6 +270,7 @@ def _export(config: Config, args: argparse.Namespace) -> int | None:
     from pathlib import Path
 
     from exporters.formats import FormatOptions
+    from exporters.jobs import system_prompt_variants
     from exporters.run import ExportRequest, run_export
     from exporters.selection import Filters
     from gateway.store import open_store
@@ -273,15 +304,38 @@ def _export(config: Config, args: argparse.Namespace) -> int | None:
         seed=args.seed,
         validation_fraction=args.validation_fraction,
     )
-    request = ExportRequest(args.format, filters, FormatOptions(max_tokens=args.max_tokens))
+    options = FormatOptions(
+        max_tokens=args.max_tokens, system_prompt_variants=system_prompt_variants(config)
+    )
+    request = ExportRequest(args.format, filters, options)
+    progress = _print_progress if sys.stderr.isatty() else None
 
     async def run() -> dict[str, Any]:
         async with open_store(config.storage.url) as store:
-            return await run_export(store, config.anonymize, request, Path(args.out))
+            return await run_export(
+                store,
+                config.anonymize,
+                request,
+                Path(args.out),
+                replace=args.replace,
+                progress=progress,
+            )
 
     manifest = asyncio.run(run())
+    if progress is not None:
+        print(file=sys.stderr)  # end the progress line
     print(_export_summary(manifest, args.out))
     return 0
+
+
+def _print_progress(progress: Any) -> None:
+    print(
+        f"\r  read {progress.read} rows, wrote {progress.written} records"
+        f" ({progress.rate:,.0f} rows/s)",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _export_summary(manifest: dict[str, Any], out: str) -> str:
@@ -293,8 +347,22 @@ def _export_summary(manifest: dict[str, Any], out: str) -> str:
         f"{manifest['format']}: {counts['records_written']} records{source}"
         f" (dropped: {dropped or 'none'})",
     ]
+    for reason, reasons in counts.get("dropped_by_reason", {}).items():
+        if reasons:
+            listed = ", ".join(f"{n} {why}" for why, n in reasons.items())
+            lines.append(f"  {reason}: {listed}")
+    if counts.get("turns_zero_weighted"):
+        lines.append(
+            f"  turns given weight 0 (thrown away by the user): {counts['turns_zero_weighted']}"
+        )
+    if "pairs_built" in counts:
+        built = ", ".join(f"{n} {source}" for source, n in counts["pairs_built"].items())
+        never = ", ".join(f"{n} {why}" for why, n in counts["held_never_paired"].items())
+        lines.append(f"  pairs built: {built}; held and never paired: {never or 'none'}")
     for file in manifest["files"]:
-        lines.append(f"  {out}/{file['name']}  {file['lines']} lines  {file['bytes']} bytes")
+        # A CSV cell may span lines: the records, not the lines, say how many rows it holds.
+        size = f"{file['records']} records" if "records" in file else f"{file['lines']} lines"
+        lines.append(f"  {out}/{file['name']}  {size}  {file['bytes']} bytes")
     lines.append(f"  {out}/manifest.json")
     return "\n".join(lines)
 
@@ -345,3 +413,67 @@ def _migrate(config: Config, args: argparse.Namespace) -> None:
 
     applied = asyncio.run(run())
     print("applied: " + ", ".join(applied) if applied else "database is up to date")
+
+
+def _forget(config: Config, args: argparse.Namespace) -> None:
+    import getpass
+    import json
+
+    from gateway.privacy.audit import record_action
+    from gateway.privacy.forget import forget
+    from gateway.spool import Spool
+    from gateway.store import open_store
+
+    kind, value = ("user", args.user) if args.user is not None else ("session", args.session)
+
+    async def run() -> dict[str, Any]:
+        async with open_store(config.storage.url) as store:
+            spool = Spool(config.capture.spool_dir)
+            result = await forget(store, spool, config.anonymize.salt, kind, value)
+            detail = {"deleted": result["deleted"], "export_runs": len(result["export_runs"])}
+            actor = f"cli:{getpass.getuser()}"
+            await record_action(
+                store, actor, f"forget.{kind}", result["subject_hash"], detail=detail
+            )
+            return result
+
+    result = asyncio.run(run())
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    deleted, spool = result["deleted"], result["spool"]
+    print(
+        f"forgot {kind} {value}: {deleted['interactions']} interactions,"
+        f" {deleted['feedback']} feedback events, {spool['rows_removed']} spooled rows"
+    )
+    if spool["segments_in_use"]:
+        print(
+            f"  {spool['segments_in_use']} spool segments in use by a running gateway: its"
+            " recorder drops this person's rows from them"
+        )
+    for held in result["export_runs"]:
+        job = held["job"] or "ad hoc"
+        print(f"  in export run {held['id']} ({job}, {held['format']}, {held['started_at']}):")
+        print(f"    rebuild {held['out_dir']}")
+    if not result["export_runs"]:
+        print("  in no recorded export run")
+
+
+def _retention(config: Config, args: argparse.Namespace) -> None:
+    from gateway.privacy.retention import DAY, retention_pass
+    from gateway.spool import Spool
+    from gateway.store import open_store
+
+    policy = config.retention
+
+    async def run() -> dict[str, int]:
+        async with open_store(config.storage.url) as store:
+            deleted = dict(await retention_pass(store, policy))
+        if policy.interactions is not None:
+            spool = Spool(config.capture.spool_dir)
+            if removed := spool.expire(policy.interactions * DAY):
+                deleted["spool_files"] = removed
+        return deleted
+
+    deleted = asyncio.run(run())
+    print("deleted: " + (", ".join(f"{n} {kind}" for kind, n in deleted.items()) or "nothing"))

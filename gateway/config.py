@@ -22,7 +22,8 @@ from gateway.errors import ConfigError
 DEFAULT_CONFIG_PATH = "config.yaml"
 DEFAULT_DATABASE_URL = "sqlite:///flywheel.db"
 PROVIDER_TYPES = ("openai_compat", "anthropic", "litellm", "demo")
-SCOPES = ("inference", "feedback", "admin")
+# `review`: may use the console to read and annotate, but not export or reload.
+SCOPES = ("inference", "feedback", "admin", "review")
 MIN_SECRET_LENGTH = 32
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -58,6 +59,21 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class CaptureRedactConfig:
+    """`capture.redact`: which rows the recorder anonymizes before they are written or spooled
+    (with the `anonymize` rules), so their raw personal data never touches disk. `true` is
+    every row; otherwise rows of the listed requested models, or with any of the tag pairs."""
+
+    all: bool = False
+    models: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        return self.all or bool(self.models) or bool(self.tags)
+
+
+@dataclass(frozen=True)
 class CaptureConfig:
     enabled: bool = True
     queue_size: int = 10_000
@@ -71,6 +87,23 @@ class CaptureConfig:
     flush_interval: float = 0.05
     # /readyz fails when queued rows have not moved for this long (a stuck or dead writer).
     stall_timeout: float = 30.0
+    redact: CaptureRedactConfig = CaptureRedactConfig()
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """`retention`: days each kind of record is kept (None: for ever), enforced by a background
+    pass (gateway/privacy/retention.py) in batches of `batch_size` rows."""
+
+    interactions: float | None = None  # with their feedback; also the spool's segments
+    feedback: float | None = None
+    export_runs: float | None = None  # the run's row and its folder of files
+    audit_log: float | None = None
+    batch_size: int = 1000
+    # Seconds between passes, and the pause between two batches of one pass, which lets the
+    # recorder's writes in between (SQLite has one writer).
+    interval: float = 3600.0
+    pause: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -83,6 +116,20 @@ class FeedbackConfig:
     major_edit_threshold: float = 0.3
     # Ids this process issued lately, accepted before their row is written: ~300 bytes each.
     recent_interactions: int = 50_000
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """The web console at /console (gateway/console/)."""
+
+    enabled: bool = True
+    # Signs the console's session cookies. Unset: a random secret per start, so sessions end
+    # with the process and each worker of a multi-worker server signs its own (set it there).
+    session_secret: str | None = field(default=None, repr=False)
+    session_ttl: float = 12 * 3600.0  # seconds a sign-in lasts: one working day
+    # Mark the cookie Secure even when the request reached us over plain HTTP (TLS ended at a
+    # proxy in front); requests that arrive over TLS get it anyway.
+    secure_cookie: bool = False
 
 
 @dataclass(frozen=True)
@@ -232,6 +279,8 @@ class Config:
     experiments: ExperimentsConfig = ExperimentsConfig()
     anonymize: AnonymizeConfig = AnonymizeConfig()
     exports: Mapping[str, ExportJobConfig] = field(default_factory=dict)
+    retention: RetentionConfig = RetentionConfig()
+    console: ConsoleConfig = ConsoleConfig()
     source: str = "<defaults>"
 
 
@@ -266,6 +315,8 @@ def parse_config(raw: Any, *, source: str = "<config>") -> Config:
             "experiments",
             "anonymize",
             "exports",
+            "retention",
+            "console",
         ),
     )
     storage = reader.section(StorageConfig, root.get("storage"), "storage")
@@ -290,7 +341,7 @@ def parse_config(raw: Any, *, source: str = "<config>") -> Config:
     return Config(
         server=server,
         storage=storage,
-        capture=reader.section(CaptureConfig, root.get("capture"), "capture"),
+        capture=_capture(reader, root.get("capture"), models),
         auth=_auth(reader, root.get("auth")),
         providers=providers,
         models=models,
@@ -302,6 +353,8 @@ def parse_config(raw: Any, *, source: str = "<config>") -> Config:
             name: _export_job(reader, name, value)
             for name, value in reader.mapping(root.get("exports", {}), "exports").items()
         },
+        retention=_retention(reader, root.get("retention")),
+        console=_console(reader, root.get("console")),
         source=source,
     )
 
@@ -364,6 +417,34 @@ def _model(
         if chosen is not None and chosen not in names:
             reader.fail(f"{path}.{key}", f"names unknown variant {chosen!r} ({', '.join(names)})")
     return model
+
+
+def _capture(reader: _Reader, value: Any, models: Mapping[str, ModelConfig]) -> CaptureConfig:
+    fields = reader.mapping(value, "capture")
+    raw = fields.pop("redact", None)
+    capture: CaptureConfig = reader.section(CaptureConfig, fields, "capture")
+    if raw is None or isinstance(raw, bool):
+        return replace(capture, redact=CaptureRedactConfig(all=bool(raw)))
+    redact: CaptureRedactConfig = reader.section(CaptureRedactConfig, raw, "capture.redact")
+    for i, name in enumerate(redact.models):
+        # A typo here would silently store raw personal data: name it instead.
+        if name not in models:
+            known = ", ".join(models) or "none"
+            reader.fail(f"capture.redact.models[{i}]", f"names unknown model {name!r} ({known})")
+    return replace(capture, redact=redact)
+
+
+def _retention(reader: _Reader, value: Any) -> RetentionConfig:
+    retention: RetentionConfig = reader.section(RetentionConfig, value, "retention")
+    for key in ("interactions", "feedback", "export_runs", "audit_log"):
+        days = getattr(retention, key)
+        if days is not None and days <= 0:
+            reader.fail(f"retention.{key}", "must be a number of days more than 0")
+    if retention.batch_size < 1:
+        reader.fail("retention.batch_size", "must be at least 1")
+    if retention.interval <= 0 or retention.pause < 0:
+        reader.fail("retention.interval", "must be more than 0 (and pause not negative)")
+    return retention
 
 
 def _anonymize(reader: _Reader, value: Any) -> AnonymizeConfig:
@@ -506,6 +587,20 @@ def _feedback(reader: _Reader, value: Any) -> FeedbackConfig:
     if feedback.recent_interactions < 0:
         reader.fail("feedback.recent_interactions", "must not be negative")
     return feedback
+
+
+def _console(reader: _Reader, value: Any) -> ConsoleConfig:
+    console = reader.section(ConsoleConfig, value, "console")
+    if not console.session_secret:  # `${FLYWHEEL_CONSOLE_SECRET:-}` left empty means unset
+        console = dataclasses.replace(console, session_secret=None)
+    elif len(console.session_secret) < MIN_SECRET_LENGTH:
+        # Anyone who guesses it signs themselves in as any admin key's name.
+        reader.fail(
+            "console.session_secret", f"must be at least {MIN_SECRET_LENGTH} characters long"
+        )
+    if console.session_ttl <= 0:
+        reader.fail("console.session_ttl", "must be more than 0 seconds")
+    return console
 
 
 def _check_cors_origins(reader: _Reader, origins: tuple[str, ...]) -> None:

@@ -31,6 +31,11 @@ def prompt_text(endpoint: str, request: dict[str, Any] | None) -> str:
     return "\n".join(item for item in items if isinstance(item, str))
 
 
+def placeholders(endpoint: str, request: dict[str, Any] | None) -> list[str]:
+    """The unrendered placeholders in a prompt, each once, in order (what the flag is about)."""
+    return list(dict.fromkeys(_PLACEHOLDER.findall(prompt_text(endpoint, request))))
+
+
 def quality_flags(
     endpoint: str,
     request: dict[str, Any] | None,

@@ -17,6 +17,12 @@ then halved until each refused row stands alone, and that row goes to the spool'
 folder (counted and logged; replayable once the cause is fixed) while the rest are written.
 The writer task is supervised: if it fails anyway, the rows in hand are spooled and it restarts.
 
+Privacy (gateway/privacy/): with `capture.redact`, each batch is anonymized on a thread as it
+leaves the queue, before anything is written or spooled; rows that must reach disk before
+that (a full queue, shutdown, a failed writer) are redacted right there, so raw personal data
+never touches disk. Rows of people forgotten meanwhile are dropped, not written (the forget
+list, reloaded now and then). Without `capture.redact` and forgets, none of this costs a thing.
+
 What `kill -9` can lose: only rows still in the in-memory queue, i.e. those answered during the
 last `flush_interval` and while the current batch was being written: at most
 `flush_interval + write_timeout` seconds' worth, and never more than `queue_size` rows.
@@ -25,12 +31,13 @@ last `flush_interval` and while the current batch was being written: at most
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
 
 from gateway.errors import RowsRejected, StoreError
+from gateway.privacy.capture import CaptureRedactor
+from gateway.privacy.forgotten import ForgottenSubjects
 from gateway.records.interaction import Interaction
 from gateway.spool import Segment, Spool
 from gateway.storable import make_storable
@@ -51,8 +58,12 @@ class Recorder:
         flush_interval: float = 0.0,
         probe_interval: float = 1.0,
         stall_timeout: float = 30.0,
+        redactor: CaptureRedactor | None = None,
+        forgotten: ForgottenSubjects | None = None,
     ):
         self.store = store
+        self.redactor = redactor
+        self.forgotten = forgotten
         self.spool = spool
         self.batch_size = batch_size
         self.write_timeout = write_timeout
@@ -84,7 +95,9 @@ class Recorder:
             # Straight to disk (one buffered write; fsynced with the next batch): never block
             # the request, never drop the row, never grow memory.
             try:
-                self.spool.write([interaction])
+                # Overload only: the row must reach disk now, so it is redacted now (after
+                # the client has its answer, but on the event loop).
+                self.spool.write(self._redacted([interaction]))
             except OSError:
                 log.exception("recorder: queue full and spool unwritable: lost %s", interaction.id)
                 return
@@ -116,12 +129,15 @@ class Recorder:
             await asyncio.wait_for(self._queue.join(), drain_seconds)
         except TimeoutError:
             log.warning("recorder: drain timed out, spooling %d interactions", self.depth)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        task, self._task = self._task, None
+        while not task.done():
+            # Again if need be: Python 3.11's wait_for swallows a cancel that arrives as its
+            # awaitable completes (a batch taken at that instant), and the writer would go on.
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
         # A batch cut off mid-write may or may not be stored: spooling it again is safe.
         leftover = self._in_flight + [self._queue.get_nowait() for _ in range(self.depth)]
+        leftover = self._redacted(leftover)  # those not yet redacted; nothing else runs now
         if leftover:
             self.spool.append(leftover)  # blocking is fine now: nothing else is running
             self.spooled += len(leftover)
@@ -138,12 +154,13 @@ class Recorder:
                 self.writer_restarts += 1
                 log.exception("recorder: the writer failed; restarting it")
                 rows, self._in_flight = self._in_flight, []
+                taken, rows = len(rows), self._redacted(rows)
                 try:
                     await self._spool(rows)
                 except Exception:
                     log.exception("recorder: could not spool %d rows; dead-lettering", len(rows))
                     await self._dead_letter(rows, "spool write failed after a writer failure")
-                for _ in rows:
+                for _ in range(taken):
                     self._queue.task_done()
                 await asyncio.sleep(self.probe_interval)  # no hot loop if it fails at once again
 
@@ -157,6 +174,8 @@ class Recorder:
                 await self._maybe_replay()
                 continue
             self._in_flight = batch
+            taken = len(batch)
+            batch = self._in_flight = await self._prepare(batch)
             if self.spooling:
                 unwritten = batch
             else:
@@ -168,7 +187,7 @@ class Recorder:
                 await self._maybe_replay()
             self._in_flight = []
             self._progress_at = time.monotonic()
-            for _ in batch:
+            for _ in range(taken):
                 self._queue.task_done()
 
     async def _take_batch(self) -> list[Interaction]:
@@ -181,9 +200,26 @@ class Recorder:
             batch.append(self._queue.get_nowait())
         return batch
 
+    async def _prepare(self, batch: list[Interaction]) -> list[Interaction]:
+        """Drop the rows of forgotten people, and redact the rest as `capture.redact` asks."""
+        if self.forgotten is not None:
+            await self.forgotten.refresh(self.write_timeout)
+            batch = self.forgotten.keep(batch)
+        if self.redactor is not None and batch:
+            # On a thread: the regexes take ~100 us per row, which the loop's requests would
+            # otherwise wait for, a whole batch at a time.
+            batch = await asyncio.to_thread(self.redactor.batch, batch)
+        return batch
+
+    def _redacted(self, rows: list[Interaction]) -> list[Interaction]:
+        """`rows` made safe for disk at once, blocking: for paths that cannot wait."""
+        return rows if self.redactor is None else self.redactor.batch(rows)
+
     async def _insert(self, batch: list[Interaction]) -> tuple[int, list[Interaction]]:
         """Write a batch: how many rows were stored, and those to spool instead (all of them
         if the store is down)."""
+        if not batch:  # every row was a forgotten person's
+            return 0, []
         try:
             await self._write(batch)
             return len(batch), []
@@ -282,6 +318,7 @@ class Recorder:
         try:
             batches = segment.batches(self.batch_size)
             while batch := await asyncio.to_thread(next, batches, None):
+                batch = await self._prepare(batch)  # spooled by a run without redaction, say
                 stored, unwritten = await self._insert(batch)
                 self.replayed += stored
                 self._progress_at = time.monotonic()  # a long replay is not a stalled writer

@@ -15,7 +15,7 @@ import signal
 
 from aiohttp import web
 
-from gateway.appkeys import CONFIG, HTTP_SESSION, KEYS, METRICS, PRICES, PROVIDERS, ROUTER
+from gateway.appkeys import CONFIG, HTTP_SESSION, KEYS, METRICS, PRICES, PROVIDERS, ROUTER, STORE
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError, InvalidRequest
 from gateway.http_errors import json_response
@@ -51,10 +51,16 @@ async def reload_config(app: web.Application) -> Config:
 
 
 async def reload_logged(app: web.Application) -> None:
+    """A reload asked by SIGHUP (`POST /admin/reload` is audited by the audit middleware)."""
+    from gateway.privacy.audit import record_action
+
+    status = 200
     try:
         await reload_config(app)
     except ConfigError as exc:
         log.error("reload rejected, running config kept: %s", exc)
+        status = 400
+    await record_action(app[STORE], "signal:SIGHUP", "config.reload", status=status)
 
 
 def install_sighup(app: web.Application) -> None:

@@ -14,6 +14,11 @@ callers iterate `Segment.batches` on a thread.
 Rows the store refused even after repair go to `dead-letter/` in the same line format: once the
 cause is fixed, moving a file back into the spool folder replays it. Spool lines that cannot be
 read at all are kept there too, as `*.undecodable`, byte for byte.
+
+Privacy (gateway/privacy/): `purge` removes a forgotten person's lines from every segment not in
+use and from the dead letters, rewriting each file whole (a new file renamed over the old one,
+so a crash leaves the old file or the new one, never half of each); `expire` deletes files
+older than the retention. Rows reach this folder already redacted when `capture.redact` asks.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -118,8 +124,8 @@ class Spool:
             except BlockingIOError:
                 handle.close()
                 continue
-            if not path.exists():  # replayed and deleted between our open and our lock
-                handle.close()
+            if not _same_file(handle, path):  # replayed and deleted, or purged and replaced,
+                handle.close()  # between our open and our lock
                 continue
             yield Segment(path, handle)
 
@@ -141,8 +147,83 @@ class Spool:
             os.fsync(handle.fileno())
         return path
 
+    # -- privacy ---------------------------------------------------------------------------
+    def purge(self, unwanted: Callable[[bytes], bool]) -> PurgeResult:
+        """Remove the lines `unwanted` picks from the sealed segments not in use (each under
+        its lock) and from the dead letters. Blocking: call it on a thread."""
+        result = PurgeResult()
+        visited = set()
+        for segment in self.segments():
+            visited.add(segment.path)
+            try:
+                result.add(_rewrite(segment.path, segment.lines(), unwanted))
+            finally:
+                segment.release()
+        result.in_use = sum(1 for p in self.folder.glob(f"*{_SUFFIX}") if p not in visited)
+        for path in sorted((self.folder / DEAD_LETTER_DIR).glob("*")):
+            if path.suffix in (_SUFFIX, ".undecodable"):
+                with open(path, "rb") as handle:
+                    lines = handle.readlines()
+                result.add(_rewrite(path, lines, unwanted))
+        return result
+
+    def expire(self, older_than: float) -> int:
+        """Delete segments not in use, and dead letters, last written more than `older_than`
+        seconds ago: the retention of interactions applies here too. Blocking."""
+        cutoff = time.time() - older_than
+        removed = 0
+        for segment in self.segments():
+            if segment.path.stat().st_mtime < cutoff:
+                segment.done()
+                removed += 1
+            else:
+                segment.release()
+        for path in (self.folder / DEAD_LETTER_DIR).glob("*"):
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def close(self) -> None:
         self.seal()
+
+
+@dataclass
+class PurgeResult:
+    rows_removed: int = 0
+    files_rewritten: int = 0
+    # Segments left as they were because a worker holds them (its open one, or one it is
+    # replaying): the recorder drops forgotten rows when it writes or replays them.
+    in_use: int = 0
+
+    def add(self, removed: int) -> None:
+        self.rows_removed += removed
+        self.files_rewritten += bool(removed)
+
+
+def _rewrite(path: Path, lines: Sequence[bytes], unwanted: Callable[[bytes], bool]) -> int:
+    """Write `path` again without the unwanted lines (deleted if none is left); how many went."""
+    kept = [line for line in lines if not unwanted(line)]
+    removed = len(lines) - len(kept)
+    if not removed:
+        return 0
+    if not kept:
+        path.unlink(missing_ok=True)
+        return removed
+    temporary = path.with_name(path.name + ".purging")  # no .jsonl suffix: never replayed
+    with open(temporary, "wb") as handle:
+        handle.write(b"".join(kept))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    return removed
+
+
+def _same_file(handle: IO[bytes], path: Path) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 class Segment:
@@ -171,6 +252,10 @@ class Segment:
                 batch = []
         if batch:
             yield batch
+
+    def lines(self) -> list[bytes]:
+        self._handle.seek(0)
+        return self._handle.readlines()
 
     def done(self) -> None:
         """Every row is stored: delete the file (under our lock, so nobody replays it again)."""

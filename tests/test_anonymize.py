@@ -49,6 +49,19 @@ REDACTED = [
         "secret",
     ),
     ("db at postgres://admin:hunter2@db.local/x", "db at [URL]", "url_credentials"),
+    ("REDIS_URL=redis://:hunter2hunter2@cache:6379/0", "REDIS_URL=[URL]", "url_credentials"),
+    ("password=Tr0ub4dor&3 in config", "password=[SECRET] in config", "secret"),
+    ("AWS wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY set", "AWS [SECRET] set", "secret"),
+    ("IPv6 2001:db8:85a3::8a2e:370:7334 hit", "IPv6 [IP] hit", "ip"),
+    ("IBAN nl91abna0417164300 copied", "IBAN [IBAN] copied", "iban"),
+    ("Card 4111.1111.1111.1111 charged", "Card [CARD] charged", "card"),
+    ("Kontonummer 1503.12.34562 i DNB", "Kontonummer [BANK_ACCOUNT] i DNB", "bank_account"),
+    ("Betal til konto 97100500128 nå", "Betal til konto [BANK_ACCOUNT] nå", "bank_account"),
+    ("Adresse Storgata 12, 0155 Oslo.", "Adresse [ADDRESS].", "address"),
+    ("to 221B Baker Street, London NW1 6XE.", "to [ADDRESS].", "address"),
+    ("call 07700 900123 now", "call [PHONE] now", "phone"),
+    ("ring 0047 95 12 34 56 nå", "ring [PHONE] nå", "phone"),
+    ("injured June 3rd, 2023 on ice", "injured [DATE] on ice", "date"),
     ("Dr. Hansen examined him", "Dr. [PERSON_1] examined him", "person"),
     ("Pasient: Ola Nordmann, 45 år", "Pasient: [PERSON_1], 45 år", "person"),
     ("Hi, my name is Sarah Connor.", "Hi, my name is [PERSON_1].", "person"),
@@ -71,6 +84,11 @@ KEPT = [
     # `sk-` words, not keys: no digit or capital, or too short to be one.
     "Try sk-learn or sk-estimators; the sk-SK locale; sk-Ab3 and sk-proj-x.",
     "Use a task-Abc12345 runner",  # `sk-` inside a word
+    "std::vector<int> and a::b::c",  # `::` in code, not IPv6
+    "password: ******** and token: ${GITHUB_TOKEN}",  # no secret shown
+    "commit 3f2a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39",  # a git hash is not an AWS key
+    "Order 12345678901 and konto 12345678901",  # 11 digits failing mod 11
+    "max_tokens: 512, pwd: /home/app",
 ]
 
 

@@ -1,6 +1,7 @@
 """The anonymizer against the labelled corpus in bench/pii_corpus.jsonl: floors a little below
 what `python -m bench.anonymize_recall` measured, so a regression fails here. The corpus holds
-cases the rules are known to miss (names without a title, addresses); the floors are not 100%."""
+cases the rules are known to miss (names on no list with no cue, addresses); the floors are not
+100%."""
 
 from __future__ import annotations
 
@@ -21,22 +22,28 @@ from bench.anonymize_recall import (
     score,
 )
 
-# Measured (with the rule fixes that came with the corpus): overall recall 126/177 = 71.2%,
-# 19 false positives, 11 of 112 negative lines touched.
+# Measured on 1,149 lines, 667 of them negative (issue 17): overall recall 672/679 = 99.0%,
+# person 440/445 = 98.9%, 13 false positives (9 of them order numbers read as phones), 8
+# negative lines touched. The misses: names on no list with no cue, a date written 4.3.85 (a
+# version has that shape), one phone written 22.33.44.55 (an IP has that shape).
 RECALL_FLOORS = {
-    "overall": 0.68,
+    "overall": 0.985,
     "email": 1.0,
     "national_id": 1.0,
-    "card": 0.85,
-    "iban": 0.87,
-    "ip": 0.87,
-    "date": 0.85,
-    "phone": 0.78,
-    "secret": 0.75,
-    "person": 0.52,
+    "card": 1.0,
+    "iban": 1.0,
+    "ip": 1.0,
+    "secret": 1.0,
+    "url_credentials": 1.0,
+    "bank_account": 1.0,
+    "address": 1.0,
+    "date": 0.97,
+    "phone": 0.96,
+    "person": 0.97,
 }
-MAX_FALSE_POSITIVES = 21
-MAX_NEGATIVE_LINES_TOUCHED = 12
+MAX_FALSE_POSITIVES = 14
+MAX_PERSON_FALSE_POSITIVES = 3
+MAX_NEGATIVE_LINES_TOUCHED = 9
 # Clinical and technical forms that must come out unchanged, every one of them.
 MUST_KEEP = {
     "vertebra",
@@ -54,6 +61,9 @@ MUST_KEEP = {
     "invalid_checksum",
     "timestamp",
     "uuid",
+    # Eponyms, drugs, places used as diagnoses, products and models that read like names.
+    "eponym",
+    "eponym_or_product",
 }
 # 8-digit order numbers starting 2-9 have the form of a Norwegian phone number (91234567): with
 # no context to tell them apart, the phone rule wins. Measured: 4 of 12 mangled.
@@ -71,8 +81,8 @@ def measured(corpus: list[Example]) -> Score:
 
 
 def test_the_corpus_is_well_formed(corpus: list[Example]) -> None:
-    assert 150 <= len(corpus) <= 250
-    assert sum(not e.pii for e in corpus) >= 50, "too few negative lines"
+    assert len(corpus) >= 1000
+    assert sum(not e.pii for e in corpus) >= len(corpus) / 2, "too few negative lines"
     for line in DEFAULT_CORPUS.read_text(encoding="utf-8").splitlines():
         assert set(json.loads(line)) <= {"text", "pii", "keep"}, line
     for example in corpus:
@@ -90,6 +100,8 @@ def test_recall_does_not_regress(measured: Score, kind: str, floor: float) -> No
 
 def test_false_positives_do_not_grow(measured: Score) -> None:
     assert measured.total.false_positives <= MAX_FALSE_POSITIVES, measured.false_positives
+    person = measured.kinds["person"].false_positives
+    assert person <= MAX_PERSON_FALSE_POSITIVES, measured.false_positives
     assert measured.negative_lines_touched <= MAX_NEGATIVE_LINES_TOUCHED
 
 
@@ -131,15 +143,16 @@ def test_scoring_rules() -> None:
     # Found: gone, under a placeholder of its own kind.
     found = _one("mail per@gmail.com now", ("email", "per@gmail.com"))
     assert (found.kinds["email"].found, found.total.false_positives) == (1, 0)
-    # Cut in half: a miss, and the placeholder on it is not a false positive.
-    cut = _one("Pasient: Muhammad bin Rashid", ("person", "Muhammad bin Rashid"))
+    # Cut in half: a miss, and the placeholder on it is not a false positive. (A lowercase
+    # "jr." ends the name: "Kari Nordmann" is taken, "Olsen" left.)
+    cut = _one("Pasient: Kari Nordmann jr. Olsen", ("person", "Kari Nordmann jr. Olsen"))
     assert (cut.kinds["person"].found, cut.kinds["person"].false_positives) == (0, 0)
     assert cut.misses[0].note == "partly"
     # Gone under another kind: a miss for phone and a false positive for ip.
     other = _one("Tlf.: 22.33.44.55", ("phone", "22.33.44.55"))
     assert (other.kinds["phone"].found, other.kinds["ip"].false_positives) == (0, 1)
-    # A redaction on a negative line.
-    negative = _one("I'm Norwegian")
+    # A redaction on a negative line: a labelled field takes whatever is capitalised after it.
+    negative = _one("Product Name: Flywheel")
     assert (negative.total.false_positives, negative.negative_lines_touched) == (1, 1)
 
 

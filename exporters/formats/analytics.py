@@ -108,6 +108,7 @@ class Totals:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.cost_usd = 0.0
+        self.costed = 0  # rows whose cost is known: with none, the cost is unknown, not 0
         self.latency_ms = Quantiles()
         self.ttft_ms = Quantiles()
 
@@ -116,7 +117,9 @@ class Totals:
         self.statuses[status] += 1
         self.prompt_tokens += record.get("prompt_tokens") or 0
         self.completion_tokens += record.get("completion_tokens") or 0
-        self.cost_usd += record.get("cost_usd") or 0.0
+        if record.get("cost_usd") is not None:
+            self.cost_usd += record["cost_usd"]
+            self.costed += 1
         # Latency of successful calls only: a failure's latency is its timeout or how fast the
         # provider refused, which says nothing about how fast the model answers.
         if status == SUCCESS:
@@ -137,7 +140,7 @@ class Totals:
                 yield f"{name}_{label}", None if value is None else round(value, 1)
         yield "prompt_tokens", self.prompt_tokens
         yield "completion_tokens", self.completion_tokens
-        yield "cost_usd", round(self.cost_usd, 8)
+        yield "cost_usd", round(self.cost_usd, 8) if self.costed else None
 
 
 class TopCounter:

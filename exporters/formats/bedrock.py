@@ -17,6 +17,8 @@ How an OpenAI conversation becomes one of these, and what cannot:
   support tool use ("adding tool sections might cause your job to fail") and Claude's format is
   text only. A `tools` list offered but not called is left out, like any request parameter.
 - Image or audio parts: `non_text_content`; the answer was about something the text lacks.
+- An earlier assistant turn the user threw away (`exporters.history`):
+  `rejected_turn_in_history`. Bedrock trains on every assistant turn and cannot mask one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from exporters.chat import Unusable, prompt_messages, target_message, text_of
 from exporters.formats import Built, Format
+from exporters.schema import TEXT_MESSAGE
 from exporters.selection import Example
 from gateway.tokens import count_text
 
@@ -39,6 +42,9 @@ Turn = tuple[str, list[str]]  # role, and its texts (more than one when turns we
 
 def conversation(example: Example) -> tuple[list[str], list[Turn]]:
     """The system texts and the user/assistant turns of `example`, same-role turns merged."""
+    if example.rejected_turns:
+        # Bedrock trains on every assistant turn and has no way to mask one.
+        raise Unusable("rejected_turn_in_history")
     system: list[str] = []
     turns: list[Turn] = []
     for message in [*prompt_messages(example), target_message(example)]:
@@ -69,6 +75,11 @@ def _text(content: Any) -> str:
 
 class BedrockNova(Format):
     name = "bedrock"
+    schema = {
+        "schemaVersion": "string",
+        "system": [{"text": "string"}],
+        "messages": [{"role": "string", "content": [{"text": "string"}]}],
+    }
 
     def build(self, example: Example) -> list[Built]:
         system, turns = conversation(example)
@@ -90,6 +101,7 @@ class BedrockNova(Format):
 
 class BedrockClaude(Format):
     name = "bedrock-claude"
+    schema = {"system": "string", "messages": [TEXT_MESSAGE]}
 
     def build(self, example: Example) -> list[Built]:
         system, turns = conversation(example)

@@ -1,5 +1,15 @@
-"""ShareGPT-style multi-turn conversations, one JSON object per line:
-`{"conversations": [{"from": "system"|"human"|"gpt"|"tool", "value": "..."}], "metadata": {...}}`.
+"""ShareGPT multi-turn conversations, as LLaMA-Factory and axolotl load them, one per line:
+`{"conversations": [{"from", "value"}], "tools": "<JSON text>", "metadata": {...}}`.
+
+Speakers: `system` (first turn only), `human`, `gpt`, `function_call` (the model's tool calls:
+`{"name", "arguments"}` as JSON text, a list of them for parallel calls) and `observation`
+(a tool's result; parallel results become one turn holding a JSON list). After the optional
+system turn, turns alternate human/observation then gpt/function_call, and end with the
+model's: LLaMA-Factory skips any other row. Consecutive user turns are joined by a blank line so
+that they alternate; an assistant's text that came with tool calls is not kept (a
+`function_call` turn holds calls only). `tools` is the offered tools list as JSON text, which
+is what LLaMA-Factory reads. `dataset_info.json`, written beside the files, declares the
+dataset to LLaMA-Factory with these tags.
 
 A chat client resends the whole history with every request, so a session is a chain of
 requests, each one the previous request plus its answer plus a new user turn. Such a chain
@@ -18,9 +28,10 @@ Feedback, turn by turn:
   the original answer *or* the correction, whichever the client sent back. The cost: a user turn
   that reacted to the original answer ("no, the other side") now follows the corrected one.
 - A turn rejected without a correction (`target_message` raises) is left out and counted as
-  invalid, and its session's open conversation is closed before it. A later request built on
-  the rejected turn starts a new conversation whose history still holds that answer, as any
-  prompt history does in the `openai` format.
+  invalid, and its session's open conversation is closed before it. A later request whose
+  history holds an answer the user threw away (`exporters.history`) would start a conversation
+  that teaches it, since every `gpt` turn is trained on: it is left out too
+  (`rejected_turn_in_history`).
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import contextlib
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -37,6 +49,7 @@ from exporters.chat import Unusable, answer_message, prompt_messages, target_mes
 from exporters.chat import tools as offered_tools
 from exporters.formats import Built, Format, FormatOptions
 from exporters.selection import Example
+from exporters.writers import JsonlSplits, Writer
 from gateway.tokens import count_text
 
 # OpenAI role -> ShareGPT speaker. `developer` is the newer name for `system`.
@@ -45,9 +58,24 @@ SPEAKER = {
     "developer": "system",
     "user": "human",
     "assistant": "gpt",
-    "tool": "tool",
+    "tool": "observation",
 }
-SPEAKERS = frozenset(SPEAKER.values())
+FUNCTION_CALL = "function_call"
+SPEAKERS = frozenset({*SPEAKER.values(), FUNCTION_CALL})
+# LLaMA-Factory's rule: after the system turn, even positions are these, odd the model's.
+_ASKING = ("human", "observation")
+_ANSWERING = ("gpt", FUNCTION_CALL)
+# How LLaMA-Factory is told to read the files (`dataset_info.json`, one entry per split).
+DATASET_INFO = "dataset_info.json"
+_TAGS = {
+    "role_tag": "from",
+    "content_tag": "value",
+    "user_tag": "human",
+    "assistant_tag": "gpt",
+    "observation_tag": "observation",
+    "function_tag": FUNCTION_CALL,
+    "system_tag": "system",
+}
 # Chat sessions pause for lunch, rarely for a day; a session quiet longer than this is closed so
 # that millions of sessions never sit open at once. A session resumed later still exports its
 # whole history, as a second conversation.
@@ -81,12 +109,14 @@ class _Open:
         )
 
     def record(self) -> Built:
-        record: dict[str, Any] = {"conversations": self.turns}
-        if self.tools:
-            record["tools"] = self.tools
+        turns = alternating(self.turns)
+        # `tools` on every line, null when none: LLaMA-Factory reads the column of every row,
+        # and a file where no line had it would have no such column.
+        tools = orjson.dumps(self.tools).decode() if self.tools else None
+        record: dict[str, Any] = {"conversations": turns, "tools": tools}
         record["metadata"] = {
             "session": self.session,
-            "turns": len(self.turns),
+            "turns": len(turns),
             "interaction_ids": self.interaction_ids,
             "model": self.model,
         }
@@ -95,6 +125,16 @@ class _Open:
 
 class Conversations(Format):
     name = "conversations"
+    schema = {
+        "conversations": [{"from": "string", "value": "string"}],
+        "tools": "string",
+        "metadata": {
+            "session": "string",
+            "turns": "int64",
+            "interaction_ids": ["string"],
+            "model": "string",
+        },
+    }
 
     def __init__(self, options: FormatOptions | None = None):
         super().__init__(options or FormatOptions())
@@ -122,9 +162,16 @@ class Conversations(Format):
         histories = _histories(keys, answer, target)
         built = self._close_idle(at)
         if not session:
+            if example.rejected_turns:
+                raise Unusable("rejected_turn_in_history")
             return [*built, self._start(example, None, turns, at).record()]
+        current = self._open.get(session)
+        continues = current is not None and current.continued_by(keys)
+        if not continues and example.rejected_turns:
+            # Checked before anything changes: the open conversation stays as it is.
+            raise Unusable("rejected_turn_in_history")
         current = self._open.pop(session, None)
-        if current is not None and current.continued_by(keys):
+        if current is not None and continues:
             # The new turns: what the request added after the history, then the target.
             current.turns += turns[current.history_len :]
             current.interaction_ids.append(example.id)
@@ -147,6 +194,9 @@ class Conversations(Format):
 
     def check(self, record: dict[str, Any]) -> list[str]:
         return check_conversation(record)
+
+    def open_writer(self, out_dir: Any) -> Writer:
+        return ShareGptFiles(Path(out_dir))
 
     def tokens(self, record: dict[str, Any]) -> int:
         turns = record.get("conversations") or []
@@ -204,20 +254,59 @@ def _digest(keys: list[bytes]) -> bytes:
 
 
 def _turn(message: dict[str, Any]) -> dict[str, str]:
-    """An OpenAI message as a ShareGPT turn. ShareGPT has no tool-call field, so an assistant's
-    calls follow its text, one JSON object per line, as Hermes-style chat templates write them."""
-    text = text_of(message.get("content"))
-    calls = [_call_text(call) for call in message.get("tool_calls") or ()]
-    return {"from": SPEAKER[message["role"]], "value": "\n".join(p for p in [text, *calls] if p)}
+    """An OpenAI message as a ShareGPT turn: tool calls become a `function_call` turn."""
+    calls = [_call(call) for call in message.get("tool_calls") or ()]
+    if calls:
+        value = calls[0] if len(calls) == 1 else calls
+        return {"from": FUNCTION_CALL, "value": orjson.dumps(value).decode()}
+    return {"from": SPEAKER[message["role"]], "value": text_of(message.get("content"))}
 
 
-def _call_text(call: dict[str, Any]) -> str:
+def _call(call: dict[str, Any]) -> dict[str, Any]:
     function = call["function"]
     arguments = function.get("arguments")
-    # Arguments that are not JSON stay the string the model wrote.
+    # LLaMA-Factory writes the arguments out as JSON itself, so they go in parsed; arguments
+    # that are not JSON stay the string the model wrote.
     with contextlib.suppress(orjson.JSONDecodeError):
         arguments = orjson.loads(arguments) if isinstance(arguments, str) else arguments
-    return orjson.dumps({"name": function.get("name"), "arguments": arguments}).decode()
+    return {"name": function.get("name"), "arguments": arguments}
+
+
+def alternating(turns: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Turns as LLaMA-Factory reads them: consecutive user turns joined by a blank line,
+    parallel tool results as one `observation` holding a JSON list."""
+    merged: list[dict[str, str]] = []
+    results: list[str] = []
+    for turn in turns:
+        last = merged[-1] if merged else None
+        if last is not None and turn["from"] == last["from"] == "human":
+            last["value"] = f"{last['value']}\n\n{turn['value']}"
+        elif last is not None and turn["from"] == last["from"] == "observation":
+            results.append(turn["value"])
+            last["value"] = orjson.dumps(results).decode()
+        else:
+            results = [turn["value"]]
+            merged.append(dict(turn))
+    return merged
+
+
+class ShareGptFiles(JsonlSplits):
+    """The splits, then `dataset_info.json`: how LLaMA-Factory is told to read them."""
+
+    def close(self) -> list[Path]:
+        files = super().close()
+        entries = {
+            f"flywheel_{split}": {
+                "file_name": path.as_posix(),
+                "formatting": "sharegpt",
+                "columns": {"messages": "conversations", "tools": "tools"},
+                "tags": _TAGS,
+            }
+            for split, (path, _) in self.split_files().items()
+        }
+        info = self.dir / DATASET_INFO
+        info.write_bytes(orjson.dumps(entries, option=orjson.OPT_INDENT_2) + b"\n")
+        return [*files, info]
 
 
 def check_conversation(record: Any) -> list[str]:
@@ -228,6 +317,7 @@ def check_conversation(record: Any) -> list[str]:
     if not isinstance(turns, list) or not turns:
         return ["missing_conversations: `conversations` must be a non-empty list"]
     problems = []
+    start = 1 if isinstance(turns[0], dict) and turns[0].get("from") == "system" else 0
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict):
             problems.append(f"data_type: conversations[{i}] is not an object")
@@ -235,14 +325,19 @@ def check_conversation(record: Any) -> list[str]:
         speaker = turn.get("from")
         if speaker not in SPEAKERS:
             problems.append(f"unrecognized_from: conversations[{i}] is from {speaker!r}")
+        elif i >= start and speaker not in (_ASKING, _ANSWERING)[(i - start) % 2]:
+            expected = " or ".join((_ASKING, _ANSWERING)[(i - start) % 2])
+            problems.append(f"turn_order: conversations[{i}] is {speaker!r}, not {expected}")
         value = turn.get("value")
         if not isinstance(value, str):
             problems.append(f"data_type: conversations[{i}] has a non-string value")
         elif not value.strip():
             problems.append(f"missing_value: conversations[{i}] ({speaker}) is empty")
     last = turns[-1]
-    if not isinstance(last, dict) or last.get("from") != "gpt":
+    if not isinstance(last, dict) or last.get("from") not in _ANSWERING:
         problems.append("missing_gpt_turn: the last turn must be the model's (`gpt`)")
+    if record.get("tools") is not None and not isinstance(record["tools"], str):
+        problems.append("data_type: `tools` must be the tools list as JSON text")
     return problems
 
 

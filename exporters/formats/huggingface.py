@@ -11,7 +11,9 @@ chat templates and TRL's SFTTrainer take: roles are `system`, `user` and `assist
 `metadata` has the same fields in every row, null when unknown. Examples with a tool turn are
 dropped as `tool_calls_unsupported` rather than serialized: chat templates disagree on how a
 call is written as text, and a call flattened into `content` teaches the model to type JSON
-where it should call a tool. Use the `openai` format to train tool use.
+where it should call a tool. Use the `openai` format to train tool use. SFTTrainer learns every
+assistant turn of `messages`, so an example whose history holds an answer the user threw away
+(`exporters.history`) is left out as `rejected_turn_in_history`: a record cannot mask one turn.
 
 The card gives the counts per split, the features and when the export ran; the filters and why
 each row was dropped are in `manifest.json`, which the pipeline writes next to it.
@@ -23,12 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from exporters.card import front_matter
 from exporters.chat import Unusable, prompt_messages, target_message, text_of
 from exporters.formats import Built, Format
+from exporters.schema import TEXT_MESSAGE
 from exporters.selection import Example
-from exporters.writers import SPLITS, JsonlSplits, Writer
+from exporters.writers import JsonlSplits, Writer
 from gateway import __version__
 from gateway.tokens import count_text
 
@@ -52,8 +54,14 @@ _PYTHON_TYPES: dict[str, type] = {"string": str, "int64": int}
 
 class HuggingFace(Format):
     name = "huggingface"
+    schema = {"messages": [TEXT_MESSAGE], "metadata": METADATA}
+    own_card = True
 
     def build(self, example: Example) -> list[Built]:
+        if example.rejected_turns:
+            # SFTTrainer learns every assistant turn of `messages`: none may be one the user
+            # threw away, and a record has no way to mask one.
+            raise Unusable("rejected_turn_in_history")
         messages = [_message(m) for m in [*prompt_messages(example), target_message(example)]]
         return [({"messages": messages, "metadata": _metadata(example)}, example.group)]
 
@@ -133,18 +141,6 @@ def _metadata_problems(metadata: Any) -> list[str]:
     ]
 
 
-def features_yaml() -> list[dict[str, Any]]:
-    """The records' features as a dataset card declares them (`dataset_info.features`)."""
-    return [
-        {"name": "messages", "list": [_feature("role", "string"), _feature("content", "string")]},
-        {"name": "metadata", "struct": [_feature(n, dtype) for n, dtype in METADATA.items()]},
-    ]
-
-
-def _feature(name: str, dtype: str) -> dict[str, str]:
-    return {"name": name, "dtype": dtype}
-
-
 class DatasetFolder(Writer):
     """The JSONL splits under `data/`, then, once the counts are known, the card that
     describes them."""
@@ -163,6 +159,9 @@ class DatasetFolder(Writer):
     def write(self, split: str, record: dict[str, Any]) -> None:
         self._splits.write(split, record)
 
+    def split_files(self) -> dict[str, tuple[Path, int]]:
+        return self._splits.split_files()
+
     def close(self) -> list[Path]:
         files = self._splits.close()
         card = self.out_dir / CARD
@@ -170,34 +169,11 @@ class DatasetFolder(Writer):
         return [*files, card]
 
     def card(self) -> str:
-        # A split with no records has no file, and a card naming a missing file would make
-        # load_dataset fail; so only the splits that were written are declared.
-        splits = [split for split in SPLITS if self.counts.get(split)]
-        front: dict[str, Any] = {"license": "other", "pretty_name": "Flywheel export"}
-        front["tags"] = ["flywheel", "conversational", "sft"]
-        if splits:
-            front["configs"] = [
-                {
-                    "config_name": "default",
-                    "data_files": [
-                        {"split": split, "path": f"{DATA_FOLDER}/{split}.jsonl"} for split in splits
-                    ],
-                }
-            ]
-        front["dataset_info"] = {
-            "features": features_yaml(),
-            # `datasets` checks num_examples against what it reads (and ignores the whole list
-            # without num_bytes); num_bytes is the JSONL file's size, which it does not check.
-            "splits": [
-                {"name": split, "num_bytes": self._size(split), "num_examples": self.counts[split]}
-                for split in splits
-            ],
-        }
-        matter = yaml.safe_dump(front, sort_keys=False, allow_unicode=True)
-        return f"---\n{matter}---\n\n{self._body(splits)}"
-
-    def _size(self, split: str) -> int:
-        return (self.out_dir / DATA_FOLDER / f"{split}.jsonl").stat().st_size
+        files = self.split_files()
+        front = front_matter(
+            self.out_dir, HuggingFace.schema, files, ["flywheel", "conversational", "sft"]
+        )
+        return f"{front}\n{self._body(list(files))}"
 
     def _body(self, splits: list[str]) -> str:
         rows = "\n".join(f"| {split} | {self.counts[split]} |" for split in splits)

@@ -27,6 +27,7 @@ from typing import Any
 from exporters.chat import Unusable, prompt_messages, was_corrected
 from exporters.formats import Built, Format
 from exporters.formats.preference import answer_text, assistant, check_output, check_prompt
+from exporters.schema import MESSAGE, TEXT_MESSAGE
 from exporters.selection import Example
 from gateway.tokens import count_prompt
 
@@ -51,6 +52,19 @@ def label(feedback: dict[str, Any]) -> tuple[bool, str] | None:
 
 class KTO(Format):
     name = "kto"
+    schema = {
+        "prompt": [MESSAGE],
+        "completion": [TEXT_MESSAGE],
+        "label": "bool",
+        "metadata": {
+            "interaction_id": "string",
+            "model": "string",
+            "variant": "string",
+            "label_from": "string",
+            "completion_from": "string",
+            "correction_type": "string",
+        },
+    }
 
     def build(self, example: Example) -> list[Built]:
         prompt = prompt_messages(example)

@@ -5,11 +5,14 @@ A pair is one prompt, a chosen answer and a rejected one. Pairs come from two pl
 
 - **Corrections**: the user rewrote the answer (`was_corrected`); the correction is chosen and
   the model's original answer rejected. Each corrected example gives its pair at once.
-- **A/B traffic**: the same prompt (`prompt_key`, within one requested model) answered by two
-  different variants whose answers were judged differently. The better answer is chosen. These
-  pairs need several examples, so they are formed in `finish()`; until then only the best and
-  the worst answer per prompt and variant are held, so memory grows with the distinct prompts
-  that got feedback, not with the traffic.
+- **Several judged answers to one prompt** (`exporters.pairing`): two A/B arms answered the
+  same prompt, as the client sent it, and were judged differently (`ab_test`), or one user had
+  the same prompt answered twice and judged the answers differently (`regeneration`). These
+  pairs need several examples, so they are formed in `finish()`; until then every judged answer
+  without a correction is held, and the manifest counts those never paired, by reason.
+
+The prompt history is the prompt: a trainer never learns from it, so an earlier turn the user
+threw away stays there as context.
 
 How good an answer is (`goodness`) is the mean of the feedback signals it has, each put on -1..1:
 thumbs up 1 / down -1; outcome accepted 1, modified 0, rejected -1; rating 1..5 as -1..1; score
@@ -26,20 +29,22 @@ user or the session.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
 from typing import Any, TypeGuard
 
 from exporters.chat import (
     ROLES,
     Unusable,
     answer_message,
-    prompt_key,
     prompt_messages,
     text_of,
     tools,
     was_corrected,
 )
 from exporters.formats import Built, Format, FormatOptions
+from exporters.formats.openai import check_tools
+from exporters.pairing import Held, Pair, Pairing
+from exporters.schema import MESSAGE, TEXT_MESSAGE
 from exporters.selection import Example
 from gateway.tokens import count_prompt
 
@@ -48,6 +53,18 @@ _OUTCOMES = {"accepted": 1.0, "modified": 0.0, "rejected": -1.0}
 _OPENAI_KEYS = {"input", "preferred_output", "non_preferred_output"}
 _OPENAI_INPUT_KEYS = {"messages", "tools", "parallel_tool_calls"}
 _DPO_KEYS = {"prompt", "chosen", "rejected"}
+# A pair's metadata, the same fields in every row whatever made the pair.
+PAIR_METADATA = {
+    "source": "string",  # correction, ab_test or regeneration
+    "interaction_id": "string",
+    "model": "string",
+    "variant": "string",
+    "correction_type": "string",
+    "rejected_interaction_id": "string",
+    "rejected_variant": "string",
+    "chosen_goodness": "float64",
+    "rejected_goodness": "float64",
+}
 
 
 def goodness(feedback: dict[str, Any]) -> float | None:
@@ -89,84 +106,6 @@ def assistant(text: str) -> list[dict[str, Any]]:
     return [{"role": "assistant", "content": text}]
 
 
-@dataclass(frozen=True, slots=True)
-class _Held:
-    """An answer held for A/B pairing: only what a pair built from it needs."""
-
-    goodness: float
-    prompt: list[dict[str, Any]]
-    tools: list[dict[str, Any]] | None
-    text: str
-    group: str
-    interaction_id: str
-    model: str | None
-    variant: str
-
-
-@dataclass(frozen=True, slots=True)
-class Pair:
-    prompt: list[dict[str, Any]]
-    tools: list[dict[str, Any]] | None
-    chosen: str
-    rejected: str
-    group: str
-    metadata: dict[str, Any]
-
-
-class _ABAnswers:
-    """Per (requested model, prompt), per variant, the best and the worst answer seen.
-
-    Within a variant the first of equally good answers is kept, so reruns give the same pairs.
-    """
-
-    def __init__(self) -> None:
-        self._by_prompt: dict[tuple[str | None, str], dict[str, tuple[_Held, _Held]]] = {}
-
-    def offer(self, key: tuple[str | None, str], held: _Held) -> None:
-        variants = self._by_prompt.setdefault(key, {})
-        kept = variants.get(held.variant)
-        if kept is None:
-            variants[held.variant] = (held, held)
-            return
-        best, worst = kept
-        if held.goodness > best.goodness:
-            best = held
-        if held.goodness < worst.goodness:
-            worst = held
-        variants[held.variant] = (best, worst)
-
-    def pairs(self) -> list[Pair]:
-        """For every two variants of a prompt, variant v's best over w's worst when better."""
-        pairs = []
-        for variants in self._by_prompt.values():
-            for v, (best, _) in variants.items():
-                for w, (_, worst) in variants.items():
-                    if v != w and best.goodness > worst.goodness:
-                        pairs.append(_ab_pair(best, worst))
-        return pairs
-
-
-def _ab_pair(chosen: _Held, rejected: _Held) -> Pair:
-    return Pair(
-        prompt=chosen.prompt,
-        tools=chosen.tools,
-        chosen=chosen.text,
-        rejected=rejected.text,
-        group=chosen.group,
-        metadata={
-            "source": "ab_test",
-            "interaction_id": chosen.interaction_id,
-            "model": chosen.model,
-            "variant": chosen.variant,
-            "correction_type": None,
-            "rejected_interaction_id": rejected.interaction_id,
-            "rejected_variant": rejected.variant,
-            "chosen_goodness": chosen.goodness,
-            "rejected_goodness": rejected.goodness,
-        },
-    )
-
-
 def _correction_pair(example: Example, prompt: list[dict[str, Any]], answer: str) -> Pair:
     record, feedback = example.record, example.feedback
     return Pair(
@@ -195,29 +134,51 @@ class _Preference(Format):
 
     def __init__(self, options: FormatOptions | None = None):
         super().__init__(options or FormatOptions())
-        self._ab = _ABAnswers()
+        self._pairing = Pairing(self.options.system_prompt_variants)
+        self._built: Counter[str] = Counter()
+        self._unpaired: Counter[str] = Counter()
 
     def build(self, example: Example) -> list[Built]:
         prompt = prompt_messages(example)
         corrected = was_corrected(example)
         judged = goodness(example.feedback)
-        variant = example.record.get("variant")
-        if not corrected and (judged is None or not variant):
+        if not corrected and judged is None:
             raise Unusable("no_preference")
         answer = answer_text(example)
-        if judged is not None and variant:
-            model = example.record.get("requested_model")
-            held = _Held(
-                judged, prompt, tools(example), answer, example.group, example.id, model, variant
+        if judged is not None:
+            record = example.record
+            held = Held(
+                judged,
+                prompt,
+                tools(example),
+                answer,
+                example.group,
+                example.id,
+                record.get("requested_model"),
+                record.get("variant") or None,
+                corrected,
             )
-            self._ab.offer((model, prompt_key(prompt)), held)
+            self._pairing.offer(held)
         if not corrected:
             return []  # held: it becomes part of a pair in `finish()`, or of none
         pair = _correction_pair(example, prompt, answer)
+        self._built["correction"] += 1
         return [(self.render(pair), pair.group)]
 
     def finish(self) -> list[Built]:
-        return [(self.render(pair), pair.group) for pair in self._ab.pairs()]
+        pairs = self._pairing.pairs()
+        self._built.update(p.metadata["source"] for p in pairs)
+        self._unpaired = self._pairing.unpaired(pairs)
+        return [(self.render(pair), pair.group) for pair in pairs]
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "pairs_built": {
+                source: self._built[source] for source in ("correction", "ab_test", "regeneration")
+            },
+            "held_for_pairing": self._pairing.held,
+            "held_never_paired": dict(sorted(self._unpaired.items())),
+        }
 
     def render(self, pair: Pair) -> dict[str, Any]:
         raise NotImplementedError
@@ -227,6 +188,12 @@ class DPO(_Preference):
     """TRL's conversational preference columns: prompt, chosen, rejected (+ metadata)."""
 
     name = "dpo"
+    schema = {
+        "prompt": [MESSAGE],
+        "chosen": [TEXT_MESSAGE],
+        "rejected": [TEXT_MESSAGE],
+        "metadata": PAIR_METADATA,
+    }
 
     def render(self, pair: Pair) -> dict[str, Any]:
         return {
@@ -254,6 +221,11 @@ class OpenAIPreference(_Preference):
     """OpenAI's DPO file: input (messages, tools), preferred_output, non_preferred_output."""
 
     name = "openai-preference"
+    schema = {
+        "input": {"messages": [MESSAGE], "tools": ["json"], "parallel_tool_calls": "bool"},
+        "preferred_output": [TEXT_MESSAGE],
+        "non_preferred_output": [TEXT_MESSAGE],
+    }
 
     def render(self, pair: Pair) -> dict[str, Any]:
         given: dict[str, Any] = {"messages": pair.prompt}
@@ -277,8 +249,8 @@ class OpenAIPreference(_Preference):
         unknown = set(given) - _OPENAI_INPUT_KEYS
         if unknown:
             problems.append(f"unrecognized_key: `input` has {sorted(unknown)}")
-        if "tools" in given and not isinstance(given["tools"], list):
-            problems.append("data_type: `input.tools` must be a list")
+        if "tools" in given:
+            problems += check_tools(given["tools"], "input.tools")
         problems += check_prompt(given["messages"], "input.messages")
         problems += _check_outputs(record, "preferred_output", "non_preferred_output")
         return problems

@@ -1,12 +1,14 @@
 """Raw interactions with their latest feedback, one flat row each, for pandas and spreadsheets.
 
 `jsonl` writes `interactions.jsonl`, `csv` writes `interactions.csv`; both carry exactly the
-columns of `COLUMNS`, in that order, on every row, so `pd.read_csv` and
-`pd.read_json(lines=True)` give the same frame, but for one thing: a CSV cell whose text would
-start a spreadsheet formula (`=`, `+`, `-`, `@`...) begins with a `'` (`spreadsheet_safe`).
-Values are scalars: the prompt (the last user message) and the answer as text, the whole
-request, response and tags as JSON text, quality flags joined with commas, and the latest value
-of each feedback field. Rows stream straight to the file.
+columns of `COLUMNS`, in that order, on every row. Values are the prompt (the last user message)
+and the answer as text, quality flags joined with commas, the latest value of each feedback
+field, and the whole request, response and tags: JSON objects in `jsonl` (typed `json` in its
+declared schema, so `datasets` and `pd.read_json(lines=True)` get objects, not text to decode
+again), JSON text in the CSV, where a cell holds text. Every other `jsonl` value is of its
+column's declared type (a timestamp is ISO 8601 text). A CSV cell whose text would start a
+spreadsheet formula (`=`, `+`, `-`, `@`...) begins with a `'` (`spreadsheet_safe`). Rows stream
+straight to the file.
 
 Never written: the API key's name (the privacy step drops it, and no column asks for it) and the
 feedback events themselves (only how many there were).
@@ -76,6 +78,28 @@ COLUMNS = (
 )
 
 
+# The type of every column of `jsonl` (`exporters.schema`).
+COLUMN_TYPES: dict[str, str] = {
+    **dict.fromkeys(COLUMNS, "string"),
+    **dict.fromkeys(("stream", "usage_estimated"), "bool"),
+    **dict.fromkeys(
+        (
+            "http_status",
+            "prompt_tokens",
+            "completion_tokens",
+            "cached_tokens",
+            "reasoning_tokens",
+            "feedback_rating",
+            "feedback_events",
+        ),
+        "int64",
+    ),
+    **dict.fromkeys(("cost_usd", "latency_ms", "ttft_ms", "feedback_score"), "float64"),
+    **dict.fromkeys(("tags", "request", "response"), "json"),
+}
+_CASTS: dict[str, Any] = {"bool": bool, "int64": int, "float64": float}
+
+
 class _Raw(Format):
     endpoints = ()
     all_traffic = True
@@ -91,6 +115,10 @@ class _Raw(Format):
 
 class RawJsonl(_Raw):
     name = "jsonl"
+    schema = COLUMN_TYPES
+
+    def build(self, example: Example) -> list[Built]:
+        return [(typed_row(example), example.group)]
 
     def open_writer(self, out_dir: Any) -> Writer:
         return JsonLines(Path(out_dir) / "interactions.jsonl")
@@ -117,6 +145,24 @@ def flat_row(example: Example) -> dict[str, Any]:
     for name in FEEDBACK_FIELDS:
         row[f"feedback_{name}"] = feedback.get(name)
     row["feedback_events"] = len(record.get("feedback") or ())
+    return row
+
+
+def typed_row(example: Example) -> dict[str, Any]:
+    """One interaction as `COLUMNS`, each value of its column's type, bodies as objects."""
+    row = flat_row(example)
+    record = example.record
+    row["tags"] = record.get("tags") or {}
+    row["request"] = record.get("request")
+    row["response"] = record.get("response")
+    for name, dtype in COLUMN_TYPES.items():
+        value = row[name]
+        if value is None or dtype == "json":
+            continue
+        if dtype == "string" and not isinstance(value, str):
+            row[name] = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        elif dtype in _CASTS and not isinstance(value, _CASTS[dtype]):
+            row[name] = _CASTS[dtype](value)
     return row
 
 
@@ -162,6 +208,10 @@ class JsonLines(Writer):
         self._open().write(orjson.dumps(record) + b"\n")
         self.counts[split] = self.counts.get(split, 0) + 1
 
+    def split_files(self) -> dict[str, tuple[Path, int]]:
+        # One file of every row: to `datasets`, a train split.
+        return {"train": (Path(self.path.name), self.counts.get("all", 0))}
+
     def close(self) -> list[Path]:
         self._open().close()
         return [self.path]
@@ -185,6 +235,9 @@ class CsvRows(Writer):
     def write(self, split: str, record: dict[str, Any]) -> None:
         self._open().writerow({name: spreadsheet_safe(value) for name, value in record.items()})
         self.counts[split] = self.counts.get(split, 0) + 1
+
+    def split_files(self) -> dict[str, tuple[Path, int]]:
+        return {"train": (Path(self.path.name), self.counts.get("all", 0))}
 
     def close(self) -> list[Path]:
         self._open()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.admin import api, exports
+from gateway.admin import api, exports, privacy
 from gateway.admin.experiments import experiment_readout
 
 
@@ -15,3 +15,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/failures", api.list_failures)
     app.router.add_get("/admin/experiments/{model}", experiment_readout)
     exports.add_routes(app)
+    privacy.add_routes(app)

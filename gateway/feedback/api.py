@@ -52,7 +52,26 @@ async def post_feedback(request: web.Request) -> web.Response:
     items, batch = parse_body(body, header_token=header_token is not None)
     grants = _grants(request, items, header_token)
     interaction_ids, models = await _resolve(app, items, grants, _owner(request))
-    rows = _events(items, interaction_ids, request.get(KEY_NAME))
+    rows, stored = await store_feedback(app, items, interaction_ids, models, request.get(KEY_NAME))
+    data = [
+        {"object": "feedback", "id": stored_id, "interaction_id": row.interaction_id}
+        for stored_id, row in zip(stored, rows, strict=True)
+    ]
+    return json_response({"object": "list", "data": data} if batch else data[0], status=201)
+
+
+async def store_feedback(
+    app: web.Application,
+    items: Sequence[FeedbackItem],
+    interaction_ids: Sequence[str],
+    models: dict[str, Labels],
+    key_name: str | None,
+) -> tuple[list[Feedback], list[str]]:
+    """Checked items on resolved interactions, stored: their events, corrections measured,
+    the insert, the metrics. The console saves a reviewer's judgement through this too, so it
+    stores exactly what this endpoint would. Returns the rows and the ids stored (an idempotent
+    repeat answers its first id, and is not counted again)."""
+    rows = _events(items, interaction_ids, key_name)
     await _measure_corrections(app, rows)
     store: FeedbackStore = app[STORE]
     stored = await store.insert_feedback(rows)
@@ -61,11 +80,7 @@ async def post_feedback(request: web.Request) -> web.Response:
         [row for row, stored_id in zip(rows, stored, strict=True) if row.id == stored_id],
         models,
     )
-    data = [
-        {"object": "feedback", "id": stored_id, "interaction_id": row.interaction_id}
-        for stored_id, row in zip(stored, rows, strict=True)
-    ]
-    return json_response({"object": "list", "data": data} if batch else data[0], status=201)
+    return rows, stored
 
 
 def _grants(

@@ -14,11 +14,14 @@ double implements only that). The engines implement every role; `Store` is their
     FeedbackStore    feedback in, interactions it  POST /v1/feedback
                      refers to
     ReviewStore      listings, one interaction     the admin API's interaction routes
-    StatsStore       aggregates, readout rows      /admin/stats, /admin/experiments, the CLI
+    StatsStore       aggregates, readout rows      /admin/stats, /admin/experiments, the CLI,
+                                                   the console
     ExportSource     export_page                   exporters/selection.py, run.py
     ExportRuns       the export_runs table         the admin export routes
     ExportJobs       ExportSource + ExportRuns     exporters/jobs.py (recorded runs, named jobs)
                      + job_lock
+    PrivacyStore     forgetting, retention, the    gateway/privacy/ (forget, retention, audit)
+                     audit log
     Store            all of them, engine, close    app wiring, the CLI, the benchmark
 """
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from typing import Any, Protocol
 
@@ -147,6 +151,12 @@ class StatsStore(Protocol):
         distribution of the latest value of each `FEEDBACK_DISTRIBUTIONS` field."""
         ...
 
+    async def usage_over_time(self, window: TimeWindow, seconds: int) -> list[dict[str, Any]]:
+        """Per `seconds`-long bucket with traffic, oldest first: `bucket` (its start, epoch
+        seconds), interactions, error, with_feedback, cost_usd, tokens and `latency_ms`
+        percentiles (the console's charts)."""
+        ...
+
     async def experiment_rows(
         self, model: str, window: TimeWindow
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -194,6 +204,46 @@ class ExportJobs(ExportSource, ExportRuns, Protocol):
         ...
 
 
+class PrivacyStore(Protocol):
+    """Forgetting a person, enforcing retention, and the audit log (gateway/privacy/).
+    Deletes work in batches of at most `limit` interactions; callers loop."""
+
+    async def delete_subject_batch(self, kind: str, value: str, limit: int) -> tuple[int, int]:
+        """Up to `limit` interactions whose `kind` (user or session) is `value`, with their
+        feedback: (interactions, feedback) deleted."""
+        ...
+
+    async def runs_containing(self, kind: str, subject_hash: str) -> list[dict[str, Any]]:
+        """Export runs whose manifest lists the salted hash under `<kind>_hashes`."""
+        ...
+
+    async def add_forgotten(self, kind: str, subject_hash: str, at: datetime) -> None: ...
+
+    async def forgotten(self) -> list[dict[str, Any]]:
+        """Every forgotten (kind, subject_hash, forgotten_at)."""
+        ...
+
+    async def expire_interactions(self, before: datetime, limit: int) -> tuple[int, int]: ...
+
+    async def expire_feedback(self, before: datetime, limit: int) -> int: ...
+
+    async def expire_export_runs(self, before: datetime, limit: int) -> list[dict[str, Any]]:
+        """The deleted runs' id and out_dir."""
+        ...
+
+    async def expire_audit(self, before: datetime, limit: int) -> int: ...
+
+    async def insert_audit(self, entry: Mapping[str, Any]) -> None: ...
+
+    async def audit_entries(
+        self, action: str | None = None, before: Cursor | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Newest first, optionally of one action, strictly before the cursor."""
+        ...
+
+    def job_lock(self, name: str) -> AbstractAsyncContextManager[bool]: ...
+
+
 class Store(
     InteractionSink,
     Migratable,
@@ -201,6 +251,7 @@ class Store(
     ReviewStore,
     StatsStore,
     ExportJobs,
+    PrivacyStore,
     Protocol,
 ):
     """Every role: what an engine implements and what the app, the CLI and the benchmark open."""

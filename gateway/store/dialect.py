@@ -10,9 +10,11 @@ double-quoted names); an engine's dialect overrides what its database says other
 | uuid parameter            | text, as stored                      | `$1::uuid`             |
 | tags contain pairs        | `json_each`, per pair                | `@>` (GIN-indexed)     |
 | JSON array has an element | `json_each`                          | `?`                    |
+| ... under a key           | `json_each(column, '$.key')`         | `-> 'key' ?`           |
 | case-insensitive search   | `LIKE` on the JSON text              | `ILIKE` on `::text`    |
 | count if                  | `sum(condition)`                     | `FILTER (WHERE ...)`   |
 | percentiles               | `row_number()`, nearest rank         | `percentile_disc`      |
+| time bucket (epoch s)     | `strftime('%s', ...)`                | `extract(epoch ...)`   |
 
 Both placeholder styles are numbered, so a value bound once can appear twice in a statement.
 Values travel as Python objects; the engine converts them (SQLite: datetimes to ISO text, lists
@@ -74,8 +76,19 @@ class Dialect:
         """The JSON in `column`, as text, matches the bound LIKE pattern (any case)."""
         return f"{column} LIKE {placeholder} ESCAPE '\\'"
 
+    def json_path_has(self, column: str, key: str, placeholder: str) -> str:
+        """The JSON object in `column` has, under `key` (one of ours, never a client's), an
+        array of strings holding the bound string."""
+        raise NotImplementedError
+
     def count_if(self, condition: str) -> str:
         return f"count(*) FILTER (WHERE {condition})"
+
+    def time_bucket(self, column: str, seconds: int) -> str:
+        """The start of the `seconds`-long bucket holding the timestamp `column`, in whole
+        seconds since the epoch (UTC): the console's charts over time."""
+        n = int(seconds)
+        return f"CAST(floor(extract(epoch FROM {column}) / {n}) AS BIGINT) * {n}"
 
     def insert(self, table: str, columns: Sequence[str], conflict: str) -> str:
         names = ", ".join(self.quote(c) for c in columns)
@@ -133,8 +146,16 @@ class SQLiteDialect(Dialect):
     def has_element(self, column: str, placeholder: str) -> str:
         return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = {placeholder})"
 
+    def json_path_has(self, column: str, key: str, placeholder: str) -> str:
+        return f"EXISTS (SELECT 1 FROM json_each({column}, '$.{key}') WHERE value = {placeholder})"
+
     def count_if(self, condition: str) -> str:
         return f"sum({condition})"  # FILTER needs SQLite 3.30
+
+    def time_bucket(self, column: str, seconds: int) -> str:
+        # strftime reads the stored ISO text, offset included; integer division floors.
+        n = int(seconds)
+        return f"(CAST(strftime('%s', {column}) AS INTEGER) / {n}) * {n}"
 
 
 class PostgresDialect(Dialect):
@@ -160,6 +181,9 @@ class PostgresDialect(Dialect):
 
     def contains_text(self, column: str, placeholder: str) -> str:
         return f"{column}::text ILIKE {placeholder}"
+
+    def json_path_has(self, column: str, key: str, placeholder: str) -> str:
+        return f"{column} -> '{key}' ? {placeholder}"
 
     def percentiles(self, column: str, source: str, groups: Mapping[str, str]) -> str:
         keys = [f"{expr} AS {alias}" for alias, expr in groups.items()]

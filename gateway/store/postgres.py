@@ -22,6 +22,7 @@ from gateway.errors import RowsRejected, StoreError
 from gateway.records.interaction import COLUMNS, Interaction
 from gateway.store.base import load_migrations
 from gateway.store.dialect import POSTGRES
+from gateway.store.privacy_sql import PrivacyQueries
 from gateway.store.sql import PLAIN, Decode, SQLQueries
 
 # Any constant works; it only has to be the same in every replica so that replicas starting
@@ -89,7 +90,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-class PostgresStore(SQLQueries):
+class PostgresStore(SQLQueries, PrivacyQueries):
     engine = "postgres"
     dialect = POSTGRES
 
@@ -137,6 +138,16 @@ class PostgresStore(SQLQueries):
             with _errors("write failed"):
                 async with conn.transaction():
                     await conn.executemany(sql, [_to_postgres(row) for row in rows])
+
+    async def _execute_counted(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        counts = []
+        async with self._connection() as conn:
+            with _errors("write failed"):
+                async with conn.transaction():
+                    for sql, params in statements:
+                        status = await conn.execute(sql, *_to_postgres(params))
+                        counts.append(int(status.rsplit(" ", 1)[-1]))  # "DELETE 42"
+        return counts
 
     # -- what only this engine does ---------------------------------------------------------
     async def migrate(self) -> list[str]:

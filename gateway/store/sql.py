@@ -213,6 +213,25 @@ class SQLQueries:
         latencies = await self._fetch(_latency_sql(d, where, _BY_VARIANT), p.values)
         return usage_groups(rows, latencies)
 
+    async def usage_over_time(self, window: TimeWindow, seconds: int) -> list[dict[str, Any]]:
+        d, p = self.dialect, self.dialect.params()
+        where = " AND ".join(_window(window, p))
+        bucket = d.time_bucket("i.created_at", seconds)
+        errors = d.count_if("status = 'error'")
+        totals = (
+            f"SELECT {bucket} AS bucket, count(*) AS interactions, {errors} AS error,"
+            f" {d.count_if(_HAS_FEEDBACK)} AS with_feedback, sum(cost_usd) AS cost_usd,"
+            " CAST(sum(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)) AS BIGINT)"
+            f" AS tokens FROM interactions i WHERE {where} GROUP BY 1 ORDER BY 1"
+        )
+        rows = await self._fetch(totals, p.values)
+        latencies = await self._fetch(_latency_sql(d, where, {"bucket": bucket}), p.values)
+        by_bucket = {row["bucket"]: row for row in latencies}
+        return [
+            {**row, "latency_ms": {k: by_bucket.get(row["bucket"], {}).get(k) for k in PERCENTILES}}
+            for row in rows
+        ]
+
     async def latency_percentiles(self, window: TimeWindow) -> dict[str, float | None]:
         p = self.dialect.params()
         where = " AND ".join(_window(window, p))

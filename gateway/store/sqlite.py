@@ -27,6 +27,7 @@ from gateway.errors import RowsRejected, StoreError
 from gateway.records.interaction import COLUMNS, JSON_COLUMNS, Interaction
 from gateway.store.base import load_migrations
 from gateway.store.dialect import SQLITE
+from gateway.store.privacy_sql import PrivacyQueries
 from gateway.store.sql import PLAIN, Decode, SQLQueries
 
 T = TypeVar("T")
@@ -51,7 +52,7 @@ def sqlite_path(url: str) -> str:
     return path[1:] if path.startswith("/") else path
 
 
-class SQLiteStore(SQLQueries):
+class SQLiteStore(SQLQueries, PrivacyQueries):
     engine = "sqlite"
     dialect = SQLITE
 
@@ -123,6 +124,20 @@ class SQLiteStore(SQLQueries):
 
     def _execute_many_now(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._in_transaction(sql, [_to_sqlite(row) for row in rows])
+
+    async def _execute_counted(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        return await self._run(self._execute_counted_now, statements)
+
+    def _execute_counted_now(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")  # the write lock first: no upgrade deadlock midway
+        try:
+            counts = [conn.execute(sql, _to_sqlite(params)).rowcount for sql, params in statements]
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return counts
 
     def _in_transaction(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
         conn = self.conn

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import orjson
@@ -29,6 +30,20 @@ async def store(database_url: str) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
+def datasets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
+    """`datasets`, offline, with its caches under this test's tmp_path."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    import datasets
+
+    # The environment is read once, at import: another test may have imported it already.
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    return datasets
+
+
+@pytest.fixture
 async def seeded(store: Store) -> dict[str, str]:
     return await seed(store)
 
@@ -40,6 +55,8 @@ class Exported:
         self.out = out
         self.manifest = manifest
         self.files = {f["name"]: out / f["name"] for f in manifest["files"]}
+        # The files of records (each says how many it holds), not the card or the schema.
+        self.data_files = {f["name"]: out / f["name"] for f in manifest["files"] if "records" in f}
 
     def records(self, name: str) -> list[dict[str, Any]]:
         path = self.out / name

@@ -34,7 +34,7 @@ def section(table: Table, name: str, metric: str) -> dict[str, str]:
 async def test_totals_by_model_variant_tag_and_time(
     store: Store, seeded: dict[str, str], tmp_path: Path
 ) -> None:
-    result = await export(store, tmp_path, "analytics")
+    result = await export(store, tmp_path / "out", "analytics")
     assert sorted(result.files) == ["analytics.csv", "analytics.json"]
     assert result.manifest["counts"]["examples_selected"] == 13  # all traffic, failures too
     table = read_csv(result.files["analytics.csv"])
@@ -59,7 +59,7 @@ async def test_totals_by_model_variant_tag_and_time(
 async def test_latency_percentiles_are_exact_for_small_groups(
     store: Store, seeded: dict[str, str], tmp_path: Path
 ) -> None:
-    table = read_csv((await export(store, tmp_path, "analytics")).files["analytics.csv"])
+    table = read_csv((await export(store, tmp_path / "out", "analytics")).files["analytics.csv"])
     # Successful calls only: seed latencies are 100 + position, and `failed` (103) is left out.
     support = sorted(100.0 + i for i in range(12) if i != 3)
     assert float(table["model", "support", "latency_ms_p50"]) == nearest_rank(support, 0.5) == 106
@@ -72,7 +72,7 @@ async def test_latency_percentiles_are_exact_for_small_groups(
 async def test_feedback_errors_and_flags(
     store: Store, seeded: dict[str, str], tmp_path: Path
 ) -> None:
-    result = await export(store, tmp_path, "analytics")
+    result = await export(store, tmp_path / "out", "analytics")
     table = read_csv(result.files["analytics.csv"])
     # The latest value of each field: `modified` was thumbed down, then corrected.
     assert section(table, "feedback", "up") == {"thumbs": "7"}
@@ -113,7 +113,7 @@ async def test_top_errors_are_the_most_frequent_ten(store: Store, tmp_path: Path
                 [],
             )
     await seed(store, cases)
-    table = read_csv((await export(store, tmp_path, "analytics")).files["analytics.csv"])
+    table = read_csv((await export(store, tmp_path / "out", "analytics")).files["analytics.csv"])
     errors = section(table, "errors", "count")
     assert len(errors) == TOP_ERRORS
     assert errors["upstream_error: provider said no (11)"] == "12"
@@ -148,3 +148,13 @@ def test_top_counter_is_bounded_and_keeps_the_frequent() -> None:
     assert top == "timeout"
     # Misra-Gries: never above the true count, at most total / (capacity + 1) below it.
     assert 3334 - 10_000 / 11 <= count <= 3334
+
+
+async def test_an_unknown_cost_is_not_zero(store: Store, tmp_path: Path) -> None:
+    await seed(
+        store, {"unpriced": ({"user": "u", "cost_usd": None, "exchange": chat("Q", "A")}, [])}
+    )
+    result = await export(store, tmp_path / "out", "analytics")
+    totals = orjson.loads(result.files["analytics.json"].read_bytes())
+    assert totals["overall"]["all"]["cost_usd"] is None
+    assert read_csv(result.files["analytics.csv"])["overall", "all", "cost_usd"] == ""

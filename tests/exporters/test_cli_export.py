@@ -57,6 +57,7 @@ async def test_traffic_and_feedback_become_an_openai_dataset(
     lines = [
         orjson.loads(line)
         for file in manifest["files"]
+        if "records" in file
         for line in (out / file["name"]).read_bytes().splitlines()
     ]
     assert all(check_chat(line) == [] for line in lines)
@@ -106,3 +107,25 @@ async def test_job_validate_and_merge_from_the_command_line(
                     "--format", "openai", config=config)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert len(merged.read_bytes().splitlines()) == lines  # the copy and the broken line dropped
+
+
+async def test_export_says_what_each_format_is_and_never_mixes_runs(
+    store: Any, seeded: dict[str, str], database_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"storage": {"url": database_url}}))
+    helped = flywheel("export", "--help", config=config)
+    assert "TRL DPOTrainer: prompt, chosen, rejected" in helped.stdout
+    assert "ShareGPT for LLaMA-Factory" in helped.stdout
+
+    out = str(tmp_path / "csv")
+    done = flywheel("export", "csv", "--out", out, config=config)
+    assert done.returncode == 0, done.stderr
+    # Records, not lines (a CSV cell may span lines), and the reasons rows were dropped.
+    assert "interactions.csv  13 records" in done.stdout
+    again = flywheel("export", "csv", "--out", out, config=config)
+    assert again.returncode == 2 and "not empty" in again.stderr
+    replaced = flywheel("export", "openai", "--out", out, "--replace", config=config)
+    assert replaced.returncode == 0, replaced.stderr
+    assert "invalid: 2 rejected_without_correction" in replaced.stdout
+    assert not (tmp_path / "csv" / "interactions.csv").exists()

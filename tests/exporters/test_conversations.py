@@ -6,11 +6,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from exporters.formats.conversations import Conversations, check_conversation
 from exporters.selection import Example
 from gateway.store.base import Store
 from tests.exporters.conftest import export
-from tests.exporters.seed import START, SYSTEM, chat, seed
+from tests.exporters.seed import START, SYSTEM, TOOLS, chat, seed
+from tests.exporters.training_seed import CASES as TRAINING
 
 
 def history(*turns: str) -> list[dict[str, Any]]:
@@ -46,7 +49,7 @@ def by_ids(records: list[dict[str, Any]], ids: dict[str, str], *names: str) -> d
 async def test_a_session_becomes_one_conversation(
     store: Store, seeded: dict[str, str], tmp_path: Path
 ) -> None:
-    result = await export(store, tmp_path, "conversations")
+    result = await export(store, tmp_path / "out", "conversations")
     records = result.all_records
     assert all(check_conversation(r) == [] for r in records)
     session = by_ids(records, seeded, "session_turn_1", "session_turn_2")
@@ -78,18 +81,19 @@ async def test_a_session_becomes_one_conversation(
 async def test_corrections_and_tool_calls_are_written(
     store: Store, seeded: dict[str, str], tmp_path: Path
 ) -> None:
-    records = (await export(store, tmp_path, "conversations")).all_records
+    records = (await export(store, tmp_path / "out", "conversations")).all_records
     modified = by_ids(records, seeded, "modified")
     assert modified["conversations"][-1] == {
         "from": "gpt",
         "value": "Neck pain for 2 weeks after a car accident.",
     }
     tool = by_ids(records, seeded, "tool_call")
+    # LLaMA-Factory's layout: the call is a `function_call` turn, the tools are JSON text.
     assert tool["conversations"][-1] == {
-        "from": "gpt",
+        "from": "function_call",
         "value": '{"name":"book_appointment","arguments":{"day":"Mon"}}',
     }
-    assert tool["tools"][0]["function"]["name"] == "book_appointment"
+    assert orjson.loads(tool["tools"])[0]["function"]["name"] == "book_appointment"
 
 
 async def test_a_request_that_does_not_continue_starts_a_new_conversation(
@@ -114,7 +118,7 @@ async def test_a_request_that_does_not_continue_starts_a_new_conversation(
             ),
         },
     )
-    records = (await export(store, tmp_path, "conversations")).all_records
+    records = (await export(store, tmp_path / "out", "conversations")).all_records
     assert by_ids(records, ids, "first")["conversations"] == spoken("What is C1?", "The atlas.")
     merged = by_ids(records, ids, "new_topic", "follow_up")
     assert merged["conversations"] == spoken(
@@ -150,7 +154,7 @@ async def test_a_correction_in_the_middle_is_written_and_the_session_still_conti
             ),
         },
     )
-    records = (await export(store, tmp_path, "conversations")).all_records
+    records = (await export(store, tmp_path / "out", "conversations")).all_records
     # Either way the correction is the turn written, the original answer nowhere.
     assert by_ids(records, ids, "asked", "resent_answer")["conversations"] == spoken(
         "What is C2?", "The second cervical vertebra.", "Its name?", "The axis."
@@ -183,17 +187,16 @@ async def test_a_rejected_turn_ends_its_conversation(store: Store, tmp_path: Pat
             ),
         },
     )
-    result = await export(store, tmp_path, "conversations")
+    result = await export(store, tmp_path / "out", "conversations")
     records = result.all_records
     # The rejected answer is never a turn of the conversation before it...
     good = by_ids(records, ids, "good")
     assert good["conversations"] == spoken("What is S1?", "A sacral segment.")
-    # ...and what followed it starts again, its history as the client sent it.
-    after = by_ids(records, ids, "after")
-    assert after["conversations"][-1]["value"] == "The S1 nerve root, sorry."
-    assert after["metadata"]["turns"] == 7
+    # ...and what followed it would teach it as a `gpt` turn, so it is left out too.
+    assert len(records) == 1
     assert result.manifest["counts"]["dropped_by_reason"]["invalid"] == {
-        "rejected_without_correction": 1
+        "rejected_turn_in_history": 1,
+        "rejected_without_correction": 1,
     }
 
 
@@ -245,9 +248,67 @@ def test_conversation_checks_name_each_problem() -> None:
     )
     assert [p.split(":")[0] for p in problems] == [
         "unrecognized_from",
+        "turn_order",  # LLaMA-Factory skips a row whose turns do not alternate
         "data_type",
+        "unrecognized_from",  # a tool's result is an `observation`
         "missing_value",
         "data_type",
         "missing_gpt_turn",
     ]
     assert check_conversation({"conversations": spoken("Q", "A")}) == []
+
+
+async def test_tool_use_in_llama_factory_layout_with_its_dataset_info(
+    store: Store, tmp_path: Path
+) -> None:
+    await seed(store, TRAINING)
+    result = await export(store, tmp_path / "out", "conversations")
+    (tool,) = [r for r in result.all_records if r["tools"] and len(r["conversations"]) > 3]
+    assert [t["from"] for t in tool["conversations"]] == [
+        "system",
+        "human",
+        "function_call",
+        "observation",
+        "gpt",
+    ]
+    call = orjson.loads(tool["conversations"][2]["value"])
+    assert call == {"name": "book_appointment", "arguments": {"day": "Mon"}}
+    assert orjson.loads(tool["tools"]) == TOOLS  # JSON text, as LLaMA-Factory reads it
+    # LLaMA-Factory's own rules (its ShareGPT converter skips a row that breaks them).
+    assert all(check_conversation(r) == [] for r in result.all_records)
+    info = orjson.loads((result.out / "dataset_info.json").read_bytes())
+    assert "dataset_info.json" in result.files
+    (entry,) = [e for e in info.values() if e["file_name"] == "train.jsonl"]
+    assert entry["formatting"] == "sharegpt"
+    assert entry["columns"] == {"messages": "conversations", "tools": "tools"}
+    assert entry["tags"]["observation_tag"] == "observation"
+    assert entry["tags"]["function_tag"] == "function_call"
+
+
+def test_consecutive_user_turns_and_parallel_results_are_merged_to_alternate() -> None:
+    fmt = Conversations()
+    messages = [
+        {"role": "user", "content": "Context."},
+        {"role": "user", "content": "Question?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                for i in (1, 2)
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "one"},
+        {"role": "tool", "tool_call_id": "c2", "content": "two"},
+    ]
+    (record, _), *_ = fmt.build(example(1, None, 0, messages, "Done."))
+    assert record["conversations"] == [
+        {"from": "human", "value": "Context.\n\nQuestion?"},
+        {
+            "from": "function_call",
+            "value": orjson.dumps([{"name": "f", "arguments": {}}] * 2).decode(),
+        },
+        {"from": "observation", "value": '["one","two"]'},
+        {"from": "gpt", "value": "Done."},
+    ]
+    assert check_conversation(record) == []

@@ -268,7 +268,7 @@ async def test_merging_two_real_exports(
     """The exporter's own manifests are what a merge reads: format, provenance, hashes."""
     support = await export(store, tmp_path / "support", "openai", models=("support",))
     everything = await export(store, tmp_path / "all", "openai")
-    inputs = [r.files[name] for r in (support, everything) for name in sorted(r.files)]
+    inputs = [r.data_files[n] for r in (support, everything) for n in sorted(r.data_files)]
 
     manifest = merge_files(inputs, tmp_path / "merged.jsonl")
 
@@ -277,3 +277,36 @@ async def test_merging_two_real_exports(
     assert manifest["counts"]["dropped"]["duplicate"] == len(support.all_records) > 0
     assert all(entry["manifest"]["sha256_matches"] for entry in manifest["inputs"])
     assert manifest["inputs"][0]["manifest"]["filters"] == support.manifest["filters"]
+
+
+def test_validate_knows_openai_tool_and_weight_rules(tmp_path: Path) -> None:
+    ask = {"role": "user", "content": "Book me."}
+    rows = [
+        {
+            "messages": [
+                ask,
+                {"role": "tool", "content": "ok"},
+                {"role": "assistant", "content": "Done."},
+            ]
+        },
+        {
+            "messages": [
+                ask,
+                {"role": "assistant", "content": "No.", "weight": 2},
+                ask,
+                {"role": "assistant", "content": "Yes."},
+            ]
+        },
+        {
+            "messages": [ask, {"role": "assistant", "content": "Done."}],
+            "tools": [{"type": "function"}],
+        },
+        {"messages": [ask, {"role": "assistant", "content": "Done.", "weight": 1}]},
+    ]
+    path = write_jsonl(tmp_path / "train.jsonl", *rows)
+    report = validate_file(path, "openai")
+    assert [(p.line, p.kind) for p in report.problems] == [
+        (1, "missing_tool_call_id"),
+        (2, "invalid_weight"),
+        (3, "invalid_tool"),
+    ]

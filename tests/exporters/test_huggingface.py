@@ -6,7 +6,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
 import yaml
 
 from exporters.formats.huggingface import check_record
@@ -15,20 +14,6 @@ from tests.exporters.conftest import Exported, export
 from tests.exporters.seed import SYSTEM
 
 CORRECTION = "Neck pain for 2 weeks after a car accident."
-
-
-@pytest.fixture
-def datasets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
-    """`datasets`, offline, with its caches under this test's tmp_path."""
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
-    import datasets
-
-    # The environment is read once, at import: another test may have imported it already.
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    return datasets
 
 
 def expected_features(datasets: ModuleType) -> Any:
@@ -69,7 +54,12 @@ async def test_load_dataset_reads_both_splits_as_written(
         store, tmp_path / "dataset", "huggingface", validation_fraction=0.5, seed=3
     )
     counts = result.manifest["counts"]
-    assert sorted(result.files) == ["README.md", "data/train.jsonl", "data/validation.jsonl"]
+    assert sorted(result.files) == [
+        "README.md",
+        "data/train.jsonl",
+        "data/validation.jsonl",
+        "features.json",
+    ]
     assert all(check_record(r) == [] for r in result.all_records)
 
     loaded = load(datasets, result, tmp_path)
@@ -145,7 +135,7 @@ async def test_schema_holds_when_a_split_has_only_nulls_in_a_column(
     # One row, without variant, outcome, rating or correction type: inferred from the data
     # alone those columns would be of type null; the card's features keep them typed.
     result = await export(store, tmp_path / "dataset", "huggingface", models=("other",))
-    assert sorted(result.files) == ["README.md", "data/train.jsonl"]
+    assert sorted(result.files) == ["README.md", "data/train.jsonl", "features.json"]
     assert [
         s["split"] for s in front_matter(result.out / "README.md")["configs"][0]["data_files"]
     ] == ["train"]
@@ -160,7 +150,7 @@ async def test_an_empty_export_still_has_a_card(
     store: Store, seeded: dict[str, str], tmp_path: Path
 ) -> None:
     result = await export(store, tmp_path / "dataset", "huggingface", models=("nobody",))
-    assert sorted(result.files) == ["README.md"]
+    assert sorted(result.files) == ["README.md", "features.json"]
     meta = front_matter(result.out / "README.md")
     assert "configs" not in meta
     assert meta["dataset_info"]["splits"] == []

@@ -25,7 +25,7 @@ TOOL_CALL = {
 async def test_kto_labels_each_judged_answer_in_trl_columns(
     store: Store, seeded: dict[str, str], tmp_path: Path
 ) -> None:
-    result = await export(store, tmp_path, "kto")
+    result = await export(store, tmp_path / "out", "kto")
     records = result.all_records
     fmt = get_format("kto")
     for record in records:
@@ -112,7 +112,7 @@ async def test_corrections_label_the_answer_false_and_the_correction_true(
             ),
         },
     )
-    result = await export(store, tmp_path, "kto")
+    result = await export(store, tmp_path / "out", "kto")
     got = {(r["completion"][0]["content"], r["label"]) for r in result.all_records}
     assert got == {
         ("Which day suits you?", True),

@@ -14,7 +14,7 @@ from tests.exporters.seed import SYSTEM
 async def test_openai_export_keeps_approved_and_corrected_answers(
     store: Store, seeded: dict[str, str], tmp_path: Path
 ) -> None:
-    result = await export(store, tmp_path, "openai")
+    result = await export(store, tmp_path / "out", "openai")
     records = result.all_records
     assert all(check_chat(r) == [] for r in records)
     finals = {r["messages"][-1].get("content") for r in records}
@@ -37,7 +37,7 @@ async def test_openai_export_keeps_approved_and_corrected_answers(
 async def test_tool_calls_and_tools_are_kept(
     store: Store, seeded: dict[str, str], tmp_path: Path
 ) -> None:
-    records = (await export(store, tmp_path, "openai")).all_records
+    records = (await export(store, tmp_path / "out", "openai")).all_records
     (tool_example,) = [r for r in records if "tools" in r]
     assert tool_example["tools"][0]["function"]["name"] == "book_appointment"
     last = tool_example["messages"][-1]
@@ -51,7 +51,7 @@ async def test_tool_calls_and_tools_are_kept(
 async def test_personal_data_is_gone_and_clinical_content_stays(
     store: Store, seeded: dict[str, str], tmp_path: Path
 ) -> None:
-    result = await export(store, tmp_path, "openai", models=("support",))
+    result = await export(store, tmp_path / "out", "openai", models=("support",))
     text = b"".join(path.read_bytes() for path in result.files.values()).decode()
     for secret in ("Kari", "Nordmann", "kari@example.no", "912 34 567", "Hansen"):
         assert secret not in text
@@ -79,7 +79,7 @@ async def test_filters_narrow_the_selection(
 async def test_too_long_examples_are_dropped(
     store: Store, seeded: dict[str, str], tmp_path: Path
 ) -> None:
-    result = await export(store, tmp_path, "openai", options=FormatOptions(max_tokens=40))
+    result = await export(store, tmp_path / "out", "openai", options=FormatOptions(max_tokens=40))
     assert result.dropped["too_long"] > 0
     dropped = result.dropped["too_long"] + result.dropped["duplicate"]
     assert result.manifest["counts"]["records_written"] == 9 - dropped
@@ -88,7 +88,7 @@ async def test_too_long_examples_are_dropped(
 async def test_split_never_puts_one_user_on_both_sides(
     store: Store, seeded: dict[str, str], tmp_path: Path
 ) -> None:
-    result = await export(store, tmp_path, "openai", validation_fraction=0.5, seed=3)
+    result = await export(store, tmp_path / "out", "openai", validation_fraction=0.5, seed=3)
     train = result.records("train.jsonl")
     validation = result.records("validation.jsonl")
     assert train and validation

@@ -41,7 +41,7 @@ def assert_messages(messages: Any) -> None:
 async def test_dpo_pairs_corrections_and_ab_answers_in_trl_columns(
     store: Store, seeded: dict[str, str], tmp_path: Path
 ) -> None:
-    result = await export(store, tmp_path, "dpo")
+    result = await export(store, tmp_path / "out", "dpo")
     records = result.all_records
     fmt = get_format("dpo")
     assert all(fmt.check(r) == [] for r in records)
@@ -74,14 +74,20 @@ async def test_dpo_pairs_corrections_and_ab_answers_in_trl_columns(
     assert counts["records_written"] == len(records) == 2
     assert counts["interactions_read"] == 13
     assert counts["dropped_by_reason"]["filtered"] == {"quality_flags": 1, "status": 1}
-    # Thumbs-only traffic without a variant has nothing to be compared with.
-    assert counts["dropped_by_reason"]["invalid"] == {"no_preference": 8}
+    assert counts["dropped_by_reason"]["invalid"] == {
+        "no_preference": 1,  # the unjudged first turn of the session
+        "tool_calls_unsupported": 1,
+    }
+    # Every judged answer without a correction waits for a match; the A/B two found one.
+    assert counts["pairs_built"] == {"correction": 1, "ab_test": 1, "regeneration": 0}
+    assert counts["held_for_pairing"] == 8
+    assert counts["held_never_paired"] == {"answered_once": 6}
 
 
 async def test_openai_preference_lines_hold_only_what_openai_accepts(
     store: Store, seeded: dict[str, str], tmp_path: Path
 ) -> None:
-    result = await export(store, tmp_path, "openai-preference")
+    result = await export(store, tmp_path / "out", "openai-preference")
     records = result.all_records
     assert len(records) == result.manifest["counts"]["records_written"] == 2
     fmt = get_format("openai-preference")
@@ -103,7 +109,7 @@ async def test_ab_pair_is_split_with_the_chosen_answers_user(
     assert winner and loser
     # A seed that puts the two users on different sides, so the test can tell them apart.
     seed_ = next(s for s in range(100) if split_of(winner, s, 0.5) != split_of(loser, s, 0.5))
-    result = await export(store, tmp_path, "dpo", validation_fraction=0.5, seed=seed_)
+    result = await export(store, tmp_path / "out", "dpo", validation_fraction=0.5, seed=seed_)
     side = f"{split_of(winner, seed_, 0.5)}.jsonl"
     assert AB_WINNER in [outputs(r)[0] for r in result.records(side)]
 
@@ -133,9 +139,9 @@ TOOL_CALL = {
 # answer; a tool call; a prompt only one variant answered; two variants saying the same.
 AB_CASES: dict[str, Any] = {
     "a_good": answer(
-        "Explain whiplash.", "A neck injury from a sudden jolt.", "a", [{"rating": 5}]
+        "Explain whiplash.", "A neck injury from a sudden jolt.", "a", [{"rating": 5}], "u1"
     ),
-    "a_bad": answer("Explain whiplash.", "Neck thing.", "a", [{"thumbs": "down"}]),
+    "a_bad": answer("Explain whiplash.", "Neck thing.", "a", [{"thumbs": "down"}], "u2"),
     "b_mid": answer("Explain whiplash.", "A strained neck.", "b", [{"outcome": "modified"}]),
     "tie_a": answer("Define ROM.", "Range of motion.", "a", [{"thumbs": "up"}]),
     "tie_b": answer("Define ROM.", "How far a joint moves.", "b", [{"outcome": "accepted"}]),
@@ -144,8 +150,8 @@ AB_CASES: dict[str, Any] = {
         {"user": "t", "variant": "a", "exchange": chat("Book me.", TOOL_CALL, tools=TOOLS)},
         [{"thumbs": "up"}],
     ),
-    "solo_1": answer("What is TMJ?", "The jaw joint.", "c", [{"thumbs": "up"}]),
-    "solo_2": answer("What is TMJ?", "A joint.", "c", [{"thumbs": "down"}]),
+    "solo_1": answer("What is TMJ?", "The jaw joint.", "c", [{"thumbs": "up"}], "u3"),
+    "solo_2": answer("What is TMJ?", "A joint.", "c", [{"thumbs": "down"}], "u4"),
     "same_a": answer("Define SI.", "Sacroiliac.", "a", [{"thumbs": "down"}]),
     "same_b": answer("Define SI.", "sacroiliac.", "b", [{"thumbs": "up"}]),
 }
@@ -156,7 +162,7 @@ async def test_ab_pairs_need_two_variants_judged_differently(
     store: Store, tmp_path: Path, fmt: str
 ) -> None:
     await seed(store, AB_CASES)
-    result = await export(store, tmp_path, fmt)
+    result = await export(store, tmp_path / "out", fmt)
     # a's best over b, and b over a's worst; never a over a, never a tie or a lone variant.
     assert {outputs(r) for r in result.all_records} == {
         ("A neck injury from a sudden jolt.", "A strained neck."),
@@ -182,8 +188,8 @@ def test_only_the_best_and_worst_answer_per_variant_are_paired() -> None:
 
 def test_examples_without_a_pair_say_why() -> None:
     fmt = get_format("dpo")
-    with pytest.raises(Unusable, match="no_preference"):
-        fmt.build(_example("No variant.", None, {"thumbs": "up"}))
+    # Judged without a variant: held, in case the same user regenerates it.
+    assert fmt.build(_example("No variant.", None, {"thumbs": "up"})) == []
     with pytest.raises(Unusable, match="no_preference"):
         fmt.build(_example("Not judged.", "a", {"comment": "hm"}))
 
@@ -207,7 +213,7 @@ def test_goodness_is_the_mean_of_the_signals(
 
 
 async def test_long_pairs_are_dropped(store: Store, seeded: dict[str, str], tmp_path: Path) -> None:
-    result = await export(store, tmp_path, "dpo", options=FormatOptions(max_tokens=30))
+    result = await export(store, tmp_path / "out", "dpo", options=FormatOptions(max_tokens=30))
     assert result.dropped["too_long"] == 2
     assert result.all_records == []
 

@@ -38,8 +38,8 @@ def text(value: Any) -> str:
 async def test_every_interaction_with_its_latest_feedback(
     store: Store, seeded: dict[str, str], tmp_path: Path, fmt: str
 ) -> None:
-    result = await export(store, tmp_path, fmt)
-    assert list(result.files) == [FILES[fmt]]
+    result = await export(store, tmp_path / "out", fmt)
+    assert list(result.data_files) == [FILES[fmt]]
     rows = {row["id"]: row for row in read_rows(result.files[FILES[fmt]])}
     # All traffic: failed and flagged rows too, nothing deduplicated.
     assert len(rows) == result.manifest["counts"]["records_written"] == 13
@@ -58,25 +58,30 @@ async def test_every_interaction_with_its_latest_feedback(
     assert text(failed["feedback_events"]) == "0"
     assert rows[seeded["truncated"]]["quality_flags"] == "truncated"
     assert text(rows[seeded["accepted"]]["feedback_rating"]) == "5"
-    # The prompt is the last user message, the whole exchange is JSON text.
+    # The prompt is the last user message; the whole exchange is JSON text in a CSV cell, and
+    # objects in JSON lines (never JSON text inside JSON).
     turn = rows[seeded["session_turn_2"]]
     assert (turn["prompt"], turn["answer"]) == ("And L5?", "The one below it.")
-    assert len(orjson.loads(turn["request"])["messages"]) == 4
-    assert orjson.loads(turn["response"])["choices"][0]["finish_reason"] == "stop"
+    request, response = turn["request"], turn["response"]
+    if fmt == "csv":
+        request, response = orjson.loads(request), orjson.loads(response)
+    assert len(request["messages"]) == 4
+    assert response["choices"][0]["finish_reason"] == "stop"
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 async def test_personal_data_and_key_names_never_leave(
     store: Store, seeded: dict[str, str], tmp_path: Path, fmt: str
 ) -> None:
-    result = await export(store, tmp_path, fmt)
+    result = await export(store, tmp_path / "out", fmt)
     content = result.files[FILES[fmt]].read_text(encoding="utf-8")
     for secret in (*PERSONAL, "secret-key-name", "api_key_name"):
         assert secret not in content
     rows = {row["id"]: row for row in read_rows(result.files[FILES[fmt]])}
     personal = rows[seeded["personal"]]
     assert "[PERSON_1]" in personal["prompt"] and "ICPC-2 L03" in personal["prompt"]
-    assert orjson.loads(personal["tags"]) == {"clinic": "oslo", "patient_age": "40-49"}
+    tags = orjson.loads(personal["tags"]) if fmt == "csv" else personal["tags"]
+    assert tags == {"clinic": "oslo", "patient_age": "40-49"}
     # Users and sessions are pseudonyms, still telling one user from another.
     assert personal["user"] not in ("", None, "kari@example.no")
     assert rows[seeded["session_turn_1"]]["user"] == rows[seeded["session_turn_2"]]["user"]
@@ -104,7 +109,7 @@ async def test_pandas_reads_both_files_alike(
 
 
 async def test_an_empty_selection_still_writes_the_header(store: Store, tmp_path: Path) -> None:
-    result = await export(store, tmp_path, "csv")
+    result = await export(store, tmp_path / "out", "csv")
     path = result.files[FILES["csv"]]
     assert path.read_text(encoding="utf-8").strip() == ",".join(COLUMNS)
 

@@ -59,7 +59,7 @@ async def test_openai_export_skips_and_counts_what_it_cannot_format(
     store: Store, odd: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="exporters.run"):
-        result = await export(store, tmp_path, "openai")
+        result = await export(store, tmp_path / "out", "openai")
     (record,) = result.all_records
     assert record["messages"][-1] == {"role": "assistant", "content": "Neck pain."}
     assert result.dropped["unformattable"] == 2
@@ -86,7 +86,7 @@ NO_RECORD_OF_THE_GOOD_ROW = {"dpo", "openai-preference", "analytics"}
 async def test_every_format_carries_on_past_odd_rows(
     store: Store, odd: dict[str, str], tmp_path: Path, fmt: str
 ) -> None:
-    result = await export(store, tmp_path, fmt)
+    result = await export(store, tmp_path / "out", fmt)
     assert result.manifest["counts"]["examples_selected"] == len(ODD) + len(GOOD)
     assert result.dropped["unformattable"] == UNFORMATTABLE.get(fmt, len(ODD_ANSWERS))
     if fmt not in NO_RECORD_OF_THE_GOOD_ROW:
@@ -151,7 +151,7 @@ async def test_a_conversation_keeps_its_turns_when_a_later_one_is_skipped(
             ),
         },
     )
-    result = await export(store, tmp_path, "conversations")
+    result = await export(store, tmp_path / "out", "conversations")
     (record,) = result.all_records
     assert [turn["value"] for turn in record["conversations"]] == [
         "What is L4?",

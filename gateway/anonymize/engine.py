@@ -1,0 +1,134 @@
+"""The Anonymizer: pattern rules first, then names, then later mentions of those names, with
+one pseudonym table per example so `[PERSON_1]` is the same person in prompt and answer."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gateway.anonymize.lexicon import Lexicon, load_lexicon
+from gateway.anonymize.names import NameFinder, later_mentions
+from gateway.anonymize.patterns import BUILTIN_RULES, DEFAULT_PLACEHOLDERS, Rule
+
+if TYPE_CHECKING:
+    from gateway.config import AnonymizeConfig
+
+_IDENTIFIER_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass(frozen=True)
+class Redaction:
+    text: str
+    counts: Counter[str]
+
+
+class Anonymizer:
+    @classmethod
+    def from_config(cls, config: AnonymizeConfig) -> Anonymizer:
+        return cls(
+            config.placeholders,
+            extra_rules=[Rule(kind, re.compile(pattern)) for kind, pattern in config.rules],
+            words=config.words,
+        )
+
+    def __init__(
+        self,
+        placeholders: Mapping[str, str] = DEFAULT_PLACEHOLDERS,
+        extra_rules: Iterable[Rule] = (),
+        words: Mapping[str, Iterable[str]] | None = None,
+        lexicon: Lexicon | None = None,
+    ):
+        self.placeholders = {**DEFAULT_PLACEHOLDERS, **placeholders}
+        rules = list(extra_rules)
+        for kind, listed in (words or {}).items():
+            alternatives = "|".join(re.escape(w) for w in sorted(listed, key=len, reverse=True))
+            if alternatives:
+                rules.append(Rule(kind, re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE)))
+        # Configured rules and word lists come first: they are the operator's own knowledge.
+        self.rules = (*rules, *BUILTIN_RULES)
+        self.lexicon = lexicon or load_lexicon()
+        self.names = NameFinder(self.lexicon)
+
+    def redact(self, text: str, people: dict[str, int] | None = None) -> Redaction:
+        """`text` with personal data replaced. Pass one `people` dict for all the texts of
+        one example, so a name is the same `[PERSON_n]` in the prompt and the answer."""
+        spans: list[tuple[int, int, str, str]] = []
+        taken = bytearray(len(text))
+        for rule in self.rules:
+            for match in rule.pattern.finditer(text):
+                start, end, value = _part(match, rule.group)
+                if start == end or any(taken[start:end]):
+                    continue
+                if rule.valid is not None and not rule.valid(value):
+                    continue
+                taken[start:end] = b"\x01" * (end - start)
+                spans.append((start, end, rule.kind, value))
+        spans += [(n.start, n.end, "person", n.text) for n in self.names.find(text, taken)]
+        people = {} if people is None else people
+        for _, _, kind, value in sorted(spans):
+            if kind == "person":
+                self._remember(people, value)
+        # A name once recognised is personal wherever it appears in the example, in full or
+        # as one of its parts ("Kari").
+        spans += [
+            (n.start, n.end, "person", n.text)
+            for n in later_mentions(text, people, taken, self.lexicon)
+        ]
+        return self._replace(text, spans, people)
+
+    def redact_name(
+        self, value: str, people: dict[str, int], identifier: bool = False
+    ) -> Redaction:
+        """A value known to be a person's name (a message's `name`, a `full_name` field), whole.
+        `identifier` gives the placeholder without brackets (`PERSON_1`), for fields that only
+        take [A-Za-z0-9_-], as OpenAI's message `name` does."""
+        key = " ".join(re.split(r"[\s_.]+", value.strip()))
+        if not key:
+            return Redaction(value, Counter())
+        template = self.placeholders["person"]
+        text = template.replace("{n}", str(self._remember(people, key)))
+        if identifier:
+            text = _IDENTIFIER_UNSAFE.sub("", text)
+        return Redaction(text, Counter(person=1))
+
+    def _replace(
+        self, text: str, spans: list[tuple[int, int, str, str]], people: dict[str, int]
+    ) -> Redaction:
+        counts: Counter[str] = Counter()
+        out, last = [], 0
+        for start, end, kind, value in sorted(spans):
+            out.append(text[last:start])
+            template = self.placeholders.get(kind, f"[{kind.upper()}]")
+            if "{n}" in template:
+                number = people.get(value.casefold()) or self._remember(people, value)
+                template = template.replace("{n}", str(number))
+            out.append(template)
+            counts[kind] += 1
+            last = end
+        out.append(text[last:])
+        return Redaction("".join(out), counts)
+
+    def _remember(self, people: dict[str, int], name: str) -> int:
+        """The pseudonym number of `name`, given a new one (with its parts) if it has none.
+        A part that is also a word ("Per") is remembered too; `later_mentions` decides where
+        it stands for the person ("Per ringte") and where it does not ("Per dag")."""
+        key = name.casefold()
+        if key not in people:
+            number = max(people.values(), default=0) + 1
+            people[key] = number
+            for part in name.split():
+                if len(part) >= 3 and part.capitalize() not in self.lexicon.not_names:
+                    people.setdefault(part.casefold(), number)
+        return people[key]
+
+
+def _part(match: re.Match[str], group: int) -> tuple[int, int, str]:
+    if group == -1:
+        for index in range(1, (match.lastindex or 0) + 1):
+            if match.group(index) is not None:
+                return match.start(index), match.end(index), match.group(index)
+        return match.start(), match.start(), ""
+    return match.start(group), match.end(group), match.group(group)

@@ -1,0 +1,87 @@
+"""The console and the store: the query behind its charts (`usage_over_time`), which both
+engines must answer alike, and the SQLite reader that keeps page queries off the recorder's
+thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from gateway.appkeys import STORE
+from gateway.console.reader import READER
+from gateway.store import Store, open_store
+from gateway.store.queries import TimeWindow
+from tests.conftest import base_config
+from tests.feedback_support import T0, seed_review_data
+
+THREE_HOURS = 3 * 3600
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = await open_store(database_url)
+    try:
+        await opened.migrate()
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_usage_over_time_buckets_the_window(store: Store) -> None:
+    # 12 interactions an hour apart from T0: i2 failed, i0..i4 have feedback.
+    await seed_review_data(store)
+    buckets = await store.usage_over_time(TimeWindow(), THREE_HOURS)
+    start = int(T0.timestamp())
+    assert [b["bucket"] for b in buckets] == [start + n * THREE_HOURS for n in range(4)]
+    assert [b["interactions"] for b in buckets] == [3, 3, 3, 3]
+    assert [b["error"] for b in buckets] == [1, 0, 0, 0]
+    assert [b["with_feedback"] for b in buckets] == [3, 2, 0, 0]
+    assert [b["tokens"] for b in buckets] == [45, 45, 45, 45]
+    assert buckets[0]["cost_usd"] == pytest.approx(0.006)
+    # Nearest rank over 100, 200, 300 ms: p50 is the 2nd, p95 the 3rd.
+    assert buckets[0]["latency_ms"] == {"p50": 200.0, "p95": 300.0}
+    assert buckets[3]["latency_ms"] == {"p50": 1100.0, "p95": 1200.0}
+
+
+async def test_usage_over_time_keeps_to_the_window(store: Store) -> None:
+    await seed_review_data(store)
+    window = TimeWindow(since=T0 + timedelta(hours=6), until=T0 + timedelta(hours=8))
+    [bucket] = await store.usage_over_time(window, 3600 * 24)
+    assert bucket["interactions"] == 2  # i6 and i7
+    assert bucket["bucket"] == int(T0.timestamp())  # the day's bucket starts at midnight
+    assert await store.usage_over_time(TimeWindow(since=T0 + timedelta(days=9)), 3600) == []
+
+
+async def test_a_busy_console_reader_never_holds_up_the_recorder(
+    sqlite_url: str, upstream: Any, make_gateway: Any
+) -> None:
+    """SQLite runs each store's calls on one thread: the console reads through a store of its
+    own, so while its thread is stuck (a slow page query) the recorder still writes."""
+    gateway = await make_gateway(base_config(upstream, sqlite_url))
+    console_store = gateway.app[READER]
+    assert console_store is not gateway.app[STORE]
+    release = threading.Event()
+    # Occupy the console store's only thread, as a long query would.
+    stuck = asyncio.ensure_future(console_store._run(release.wait, 30))
+    try:
+        raw = await gateway.client().chat.completions.with_raw_response.create(
+            model="fake-chat", messages=[{"role": "user", "content": "Still recorded?"}]
+        )
+        row = await gateway.row(raw.headers["Flywheel-Interaction-Id"])
+        assert row["status"] == "success"
+        assert not stuck.done()  # the reader was busy all along
+    finally:
+        release.set()
+        await stuck
+
+
+async def test_on_postgres_the_console_reads_through_the_app_pool(
+    postgres_url: str, upstream: Any, make_gateway: Any
+) -> None:
+    gateway = await make_gateway(base_config(upstream, postgres_url))
+    assert gateway.app[READER] is gateway.app[STORE]
