@@ -9,7 +9,7 @@ BIN := .venv/bin
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test test-clients lint lock bench install install-dev
+.PHONY: run test test-clients lint lock bench screenshots install install-dev
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -58,6 +58,10 @@ lint: install-dev
 ## Refresh uv.lock to the newest versions pyproject.toml allows; review the diff, run `make test`.
 lock: $(UV)
 	$(UV) lock --upgrade
+
+## Retake the console screenshots in docs/console/ (the README shows them) in real Chromium.
+screenshots: install-dev
+	FLYWHEEL_SCREENSHOTS=1 $(BIN)/pytest -q tests/test_console.py tests/test_console_pages.py -k sqlite
 
 ## The issue's performance targets (latency, throughput, streaming, recorder, memory), ~10 min.
 bench: install-dev
