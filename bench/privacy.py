@@ -1,12 +1,18 @@
 """What privacy costs: redaction at capture per row, and a retention pass on a large table.
 
     .venv/bin/python -m bench.privacy capture [--rows 2000]
+    .venv/bin/python -m bench.privacy request-path [--requests 2000] [--concurrency 16]
     .venv/bin/python -m bench.privacy retention [--url postgresql://...] [--rows 10000000]
         [--batch-size 1000] [--days 180]
 
 `capture` times `CaptureRedactor.batch` (what the recorder's writer runs on a thread, off the
 request path) on clinical chat rows of ~1.4 kB carrying the kinds of personal data the rules
 find, and prints microseconds per row.
+
+`request-path` runs the real gateway (one process, SQLite) in front of the benchmark's fake
+upstream twice, without and with `capture.redact: true`, sends the same chat calls (the prompt
+above) and prints the client's latency: what redaction in the writer's thread costs the
+requests being served meanwhile, GIL included.
 
 `retention` seeds `--rows` interactions (created uniformly over the last 365 days, one in ten
 with a feedback event) server-side with generate_series, in a throwaway pgserver unless `--url`
@@ -77,6 +83,63 @@ def capture(rows: int) -> None:
         times.append((time.perf_counter() - started) / rows * 1e6)
     print(f"capture redaction: {rows} rows of ~{size:.0f} chars of text each")
     print(f"  us per row: best {min(times):.0f}, median {statistics.median(times):.0f}")
+
+
+async def request_path(requests: int, concurrency: int) -> None:
+    for redact in (False, True):
+        latencies, written = await _serve_and_load(redact, requests, concurrency)
+        print(
+            f"capture.redact {str(redact).lower():5}: {_summary(latencies, 'requests')},"
+            f" {written} rows written"
+        )
+
+
+async def _serve_and_load(redact: bool, requests: int, concurrency: int) -> tuple[list, int]:
+    import aiohttp
+    from aiohttp import web
+
+    from bench.fake_upstream import Settings, build_app
+    from gateway.app import create_app
+    from gateway.appkeys import RECORDER
+    from gateway.config import parse_config
+
+    upstream = web.AppRunner(build_app(Settings()), access_log=None)
+    await upstream.setup()
+    await web.TCPSite(upstream, "127.0.0.1", 0).start()
+    port = upstream.addresses[0][1]
+    with tempfile.TemporaryDirectory(prefix="flywheel-bench-redact-") as folder:
+        config = {
+            "storage": {"url": f"sqlite:///{folder}/flywheel.db"},
+            "capture": {"spool_dir": f"{folder}/spool", "redact": redact},
+            "providers": {
+                "up": {"type": "openai_compat", "base_url": f"http://127.0.0.1:{port}/v1"}
+            },
+            "models": {"clinic": {"provider": "up"}},
+        }
+        app = create_app(parse_config(config, source="<bench>"))
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1/chat/completions"
+        body = {"model": "clinic", "messages": [{"role": "user", "content": PROMPT}]}
+        latencies: list[float] = []
+        async with aiohttp.ClientSession() as session:
+
+            async def one() -> None:
+                started = time.perf_counter()
+                async with session.post(url, json=body) as answer:
+                    await answer.read()
+                latencies.append((time.perf_counter() - started) * 1000)
+
+            for _ in range(20):  # warm up
+                await one()
+            latencies.clear()
+            for first in range(0, requests, concurrency):
+                await asyncio.gather(*(one() for _ in range(min(concurrency, requests - first))))
+        recorder = app[RECORDER]
+        await runner.cleanup()  # drains the recorder
+        await upstream.cleanup()
+        return latencies, recorder.written
 
 
 SEED_INTERACTIONS = """
@@ -191,13 +254,13 @@ class _Writer:
         return taken
 
 
-def _summary(latencies: list[float]) -> str:
+def _summary(latencies: list[float], what: str = "batches") -> str:
     if not latencies:
-        return "no batches"
+        return f"no {what}"
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return (
-        f"{len(ordered)} batches, p50 {statistics.median(ordered):.1f} ms,"
+        f"{len(ordered)} {what}, p50 {statistics.median(ordered):.1f} ms,"
         f" p99 {p99:.1f} ms, max {ordered[-1]:.1f} ms"
     )
 
@@ -207,6 +270,9 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     cap = commands.add_parser("capture")
     cap.add_argument("--rows", type=int, default=2000)
+    path = commands.add_parser("request-path")
+    path.add_argument("--requests", type=int, default=2000)
+    path.add_argument("--concurrency", type=int, default=16)
     ret = commands.add_parser("retention")
     ret.add_argument("--url", help="a PostgreSQL database (default: a throwaway pgserver)")
     ret.add_argument("--rows", type=int, default=10_000_000)
@@ -215,6 +281,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "capture":
         capture(args.rows)
+    elif args.command == "request-path":
+        asyncio.run(request_path(args.requests, args.concurrency))
     else:
         asyncio.run(retention(args.url, args.rows, args.batch_size, args.days))
 

@@ -17,8 +17,8 @@ then halved until each refused row stands alone, and that row goes to the spool'
 folder (counted and logged; replayable once the cause is fixed) while the rest are written.
 The writer task is supervised: if it fails anyway, the rows in hand are spooled and it restarts.
 
-Privacy (gateway/privacy/): with `capture.redact`, each batch is anonymized on a thread as it
-leaves the queue, before anything is written or spooled; rows that must reach disk before
+Privacy (gateway/privacy/): with `capture.redact`, each batch is anonymized in a process of its
+own as it leaves the queue, before anything is written or spooled; rows that must reach disk before
 that (a full queue, shutdown, a failed writer) are redacted right there, so raw personal data
 never touches disk. Rows of people forgotten meanwhile are dropped, not written (the forget
 list, reloaded now and then). Without `capture.redact` and forgets, none of this costs a thing.
@@ -143,6 +143,8 @@ class Recorder:
             self.spooled += len(leftover)
             log.info("recorder: %d interactions spooled at shutdown", len(leftover))
         self.spool.close()
+        if self.redactor is not None:
+            await self.redactor.close()
 
     # -- the writer task ---------------------------------------------------------------------
     async def _supervise(self) -> None:
@@ -206,9 +208,8 @@ class Recorder:
             await self.forgotten.refresh(self.write_timeout)
             batch = self.forgotten.keep(batch)
         if self.redactor is not None and batch:
-            # On a thread: the regexes take ~100 us per row, which the loop's requests would
-            # otherwise wait for, a whole batch at a time.
-            batch = await asyncio.to_thread(self.redactor.batch, batch)
+            # In a process of its own: the regexes take milliseconds a row and hold the GIL.
+            batch = await self.redactor.batch_elsewhere(batch)
         return batch
 
     def _redacted(self, rows: list[Interaction]) -> list[Interaction]:

@@ -14,16 +14,36 @@ class Assembler(Protocol):
     """Reads one answer while it is relayed, for capture. Nothing an upstream sends may make it
     raise: a value of the wrong type is skipped and the bytes still reach the client."""
 
-    response_id: str | None
-    # In chat-completions vocabulary, whatever the API: prompt_tokens, completion_tokens,
-    # prompt_tokens_details.cached_tokens, completion_tokens_details.reasoning_tokens.
-    usage: dict[str, Any] | None
-    first_token_at: float | None  # when the first generated output arrived (TTFT)
-    # The stream's final event ([DONE], response.completed, message_stop) has been relayed:
-    # the client has the whole answer, so its closing the connection is no disconnect.
-    saw_done: bool
-    whole: dict[str, Any] | None  # the body of a non-stream answer, once `load`ed
-    truncated: bool  # a streamed answer longer than is kept; the rest was relayed, not kept
+    @property
+    def response_id(self) -> str | None: ...
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """In chat-completions vocabulary, whatever the API: prompt_tokens, completion_tokens,
+        prompt_tokens_details.cached_tokens, completion_tokens_details.reasoning_tokens."""
+        ...
+
+    @property
+    def first_token_at(self) -> float | None:
+        """When the first generated output arrived (TTFT)."""
+        ...
+
+    @property
+    def saw_done(self) -> bool:
+        """The stream's final event ([DONE], response.completed, message_stop) has been
+        relayed: the client has the whole answer, so its closing the connection is no
+        disconnect."""
+        ...
+
+    @property
+    def whole(self) -> dict[str, Any] | None:
+        """The body of a non-stream answer, once `load`ed."""
+        ...
+
+    @property
+    def truncated(self) -> bool:
+        """A streamed answer longer than is kept; the rest was relayed, not kept."""
+        ...
 
     def feed(self, data: bytes, now: float) -> bytes:
         """Take upstream bytes; return the bytes to forward to the client now (whole events)."""

@@ -20,7 +20,7 @@ from gateway.apis import messages
 from gateway.apis.base import Assembler
 from gateway.errors import ApiError, UpstreamError
 from gateway.providers import UpstreamResponse
-from gateway.proxy.exchange import Exchange
+from gateway.proxy.exchange import DERIVATION_FAILED, Exchange
 from gateway.proxy.translated import TranslatedAnswer
 from gateway.records.interaction import CLIENT_DISCONNECTED, ERROR
 
@@ -35,7 +35,7 @@ async def relay_body(
     content_type = upstream.content_type
     translated = isinstance(assembler, TranslatedAnswer) and upstream.status < 400
     parsed: Any = None
-    if translated:
+    if isinstance(assembler, TranslatedAnswer) and upstream.status < 400:
         parsed = _parse(body)
         if not isinstance(parsed, dict):
             provider = exchange.route.provider if exchange.route else "unknown"
@@ -80,9 +80,12 @@ async def relay_body(
         return response
     try:
         assembler.load(parsed if isinstance(parsed, dict) else {})
-    except Exception:  # the client has its answer; `record` keeps the body as it came
+    except Exception:  # the client has its answer; the record keeps the body as it came
         log.exception("interaction %s: unreadable answer", it.id)
-        assembler.whole = parsed if isinstance(parsed, dict) else None
+        it.response = parsed if isinstance(parsed, dict) else None
+        it.quality_flags = [*it.quality_flags, DERIVATION_FAILED]
+        exchange.record(None, answered=True)
+        return response
     exchange.record(assembler, answered=True)
     return response
 
