@@ -139,7 +139,7 @@ async def test_the_gateway_enforces_retention_in_the_background(
     stale = [_interaction(now - timedelta(days=31, seconds=n)) for n in range(5)]
     fresh = _interaction(now - timedelta(days=29))
     await store.insert_interactions([*stale, fresh])
-    for _ in range(200):
+    for _ in range(600):  # up to 30 s: the first pass waits for the migrations on a busy machine
         if all([await store.get_interaction(row.id) is None for row in stale]):
             break
         await asyncio.sleep(0.05)

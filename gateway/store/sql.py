@@ -247,20 +247,23 @@ class SQLQueries:
             f" FROM feedback f JOIN interactions i ON i.id = f.interaction_id WHERE {where}"
             " GROUP BY i.requested_model, i.variant"
         )
+        # Each interaction's latest value of each field, ranked among the feedback on the
+        # window's interactions only: ranking the whole feedback table first took seconds.
+        q = self.dialect.params()  # the window is bound once per part, in the text's order
         latest = " UNION ALL ".join(
-            f"SELECT '{name}' AS field, interaction_id, CAST({name} AS TEXT) AS value,"
-            " row_number() OVER (PARTITION BY interaction_id"
-            " ORDER BY created_at DESC, id DESC) AS rn"
-            f" FROM feedback WHERE {name} IS NOT NULL"
+            f"SELECT i.requested_model AS model, i.variant, '{name}' AS field,"
+            f" CAST(f.{name} AS TEXT) AS value, row_number() OVER (PARTITION BY f.interaction_id"
+            " ORDER BY f.created_at DESC, f.id DESC) AS rn"
+            " FROM feedback f JOIN interactions i ON i.id = f.interaction_id"
+            f" WHERE f.{name} IS NOT NULL AND {' AND '.join(_window(window, q))}"
             for name in FEEDBACK_DISTRIBUTIONS
         )
         values = (
-            "SELECT i.requested_model AS model, i.variant, l.field, l.value, count(*) AS count"
-            f" FROM ({latest}) l JOIN interactions i ON i.id = l.interaction_id"
-            f" WHERE l.rn = 1 AND {where} GROUP BY i.requested_model, i.variant, l.field, l.value"
+            "SELECT model, variant, field, value, count(*) AS count"
+            f" FROM ({latest}) l WHERE l.rn = 1 GROUP BY model, variant, field, value"
         )
         count_rows = await self._fetch(counts, p.values)
-        value_rows = await self._fetch(values, p.values)
+        value_rows = await self._fetch(values, q.values)
         return feedback_groups(count_rows, value_rows)
 
     async def experiment_rows(

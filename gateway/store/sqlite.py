@@ -202,10 +202,12 @@ class SQLiteStore(SQLQueries, PrivacyQueries):
 
     @contextlib.asynccontextmanager
     async def job_lock(self, name: str) -> AsyncIterator[bool]:
-        # SQLite serves one host, so a file lock is enough; a thread so the loop never blocks.
+        # SQLite serves one host, so a file lock is enough, taken without waiting (LOCK_NB).
+        # Opened on the loop, not on a thread: a task cancelled while a thread opened the file
+        # (a shutdown) left the handle open, and opening a local file takes microseconds.
         lock_path = f"{self.path}.{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"
         try:
-            handle = await asyncio.to_thread(open, lock_path, "a")
+            handle = open(lock_path, "a")  # noqa: ASYNC230, SIM115 (closed below)
         except OSError as exc:
             raise StoreError(f"sqlite {self.path}: job lock: {exc}") from exc
         try:
