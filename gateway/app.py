@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway import admin, console, openapi, privacy
+from gateway import admin, console, openapi, privacy, tuning
 from gateway.appkeys import (
     CONFIG,
     FEEDBACK_TOKENS,
@@ -105,6 +105,7 @@ def create_app(config: Config) -> web.Application:
     admin.add_routes(app)
     console.add_routes(app)  # the web console (gateway/console/)
     privacy.install(app)  # the audit middleware; the retention task (after the recorder)
+    tuning.install(app)  # fine-tuning runs, rollout; store overrides applied to routing
     # The browser feedback script and its example page (gateway/static/).
     app.router.add_static("/static", Path(__file__).parent / "static", append_version=False)
     app.router.add_get("/healthz", healthz)

@@ -116,6 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     retention.set_defaults(command=_retention)
 
+    from gateway.tuning.cli import add_commands as add_tuning_commands
+
+    add_tuning_commands(commands, common)  # `tune` and `models` (gateway/tuning/cli.py)
     migrate = commands.add_parser("migrate", parents=[common], help="apply database migrations")
     migrate.set_defaults(command=_migrate)
     return parser

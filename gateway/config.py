@@ -267,6 +267,66 @@ class ExportJobConfig:
 
 
 @dataclass(frozen=True)
+class LauncherConfig:
+    """`tuning.launchers.NAME`: where fine-tuning jobs go (gateway/tuning/launchers.py)."""
+
+    name: str
+    type: str  # openai, together or local (a TRL recipe written to disk)
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    # The gateway provider that serves the tuned models (e.g. `openai`).
+    serve_with: str | None = None
+    suffix: str | None = None
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """`tuning.policies.MODEL`: guardrails and automatic promotion (gateway/tuning/policy.py)."""
+
+    model: str
+    mode: str = "recommend"  # recommend (write it down) or act (apply it)
+    interval: float = 300.0  # seconds between evaluations
+    window: float = 7 * 86400.0  # seconds of traffic each evaluation reads
+    adaptive: bool = False  # Thompson sampling on the positive rate sets the weights
+    min_share: float = 5.0  # percent every arm keeps under adaptive weights
+    max_error_rate_increase: float = 0.0  # over the control's, when significant
+    max_latency_p95_ratio: float = 1.5
+    max_cost_ratio: float = 2.0
+
+
+@dataclass(frozen=True)
+class TriggerConfig:
+    """`tuning.triggers.NAME`: when to retrain a model (gateway/tuning/triggers.py)."""
+
+    name: str
+    model: str  # whose live traffic is watched, and which gets the canary
+    job: str  # the export job that makes the dataset
+    launcher: str | None = None  # None: only call the webhook
+    base_model: str | None = None
+    canary_weight: float = 5.0
+    min_positive_rate: float | None = None  # below this over `window`: retrain
+    min_samples: int = 50  # judged interactions needed before the rate counts
+    max_age: float | None = None  # seconds since the model's last tuning run
+    window: float = 86400.0
+    interval: float = 3600.0  # seconds between checks
+    webhook: str | None = None
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """`tuning`: fine-tuning launchers, and how often jobs and routing overrides are read."""
+
+    poll_interval: float = 30.0  # seconds between polls of unfinished fine-tuning jobs
+    # Seconds between reads of the routing overrides: how soon every replica follows a
+    # canary, a promotion or a rollback made on another one.
+    refresh_interval: float = 2.0
+    recipes_dir: str = "tuning"  # where the `local` launcher writes its TRL recipes
+    launchers: Mapping[str, LauncherConfig] = field(default_factory=dict)
+    policies: Mapping[str, PolicyConfig] = field(default_factory=dict)
+    triggers: Mapping[str, TriggerConfig] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
@@ -281,6 +341,7 @@ class Config:
     exports: Mapping[str, ExportJobConfig] = field(default_factory=dict)
     retention: RetentionConfig = RetentionConfig()
     console: ConsoleConfig = ConsoleConfig()
+    tuning: TuningConfig = TuningConfig()
     source: str = "<defaults>"
 
 
@@ -317,6 +378,7 @@ def parse_config(raw: Any, *, source: str = "<config>") -> Config:
             "exports",
             "retention",
             "console",
+            "tuning",
         ),
     )
     storage = reader.section(StorageConfig, root.get("storage"), "storage")
@@ -355,6 +417,7 @@ def parse_config(raw: Any, *, source: str = "<config>") -> Config:
         },
         retention=_retention(reader, root.get("retention")),
         console=_console(reader, root.get("console")),
+        tuning=_tuning(reader, root.get("tuning"), providers, models, root.get("exports")),
         source=source,
     )
 
@@ -601,6 +664,73 @@ def _console(reader: _Reader, value: Any) -> ConsoleConfig:
     if console.session_ttl <= 0:
         reader.fail("console.session_ttl", "must be more than 0 seconds")
     return console
+
+
+LAUNCHER_TYPES = ("openai", "together", "local")
+
+
+def _tuning(
+    reader: _Reader,
+    value: Any,
+    providers: Mapping[str, ProviderConfig],
+    models: Mapping[str, ModelConfig],
+    exports: Any,
+) -> TuningConfig:
+    fields = reader.mapping(value, "tuning")
+    raw = reader.mapping(fields.pop("launchers", None), "tuning.launchers")
+    raw_policies = reader.mapping(fields.pop("policies", None), "tuning.policies")
+    raw_triggers = reader.mapping(fields.pop("triggers", None), "tuning.triggers")
+    tuning: TuningConfig = reader.section(TuningConfig, fields, "tuning")
+    if tuning.poll_interval <= 0 or tuning.refresh_interval <= 0:
+        reader.fail("tuning.poll_interval", "and refresh_interval must be more than 0 seconds")
+    launchers = {}
+    for name, item in raw.items():
+        path = f"tuning.launchers.{name}"
+        fields = {**reader.mapping(item, path), "name": name}
+        launcher: LauncherConfig = reader.section(LauncherConfig, fields, path)
+        if launcher.type not in LAUNCHER_TYPES:
+            reader.fail(f"{path}.type", f"must be one of {', '.join(LAUNCHER_TYPES)}")
+        if launcher.type != "local" and not launcher.base_url:
+            reader.fail(f"{path}.base_url", f"is required for a {launcher.type} launcher")
+        if launcher.serve_with is not None:
+            _check_provider(reader, f"{path}.serve_with", launcher.serve_with, providers)
+        launchers[name] = launcher
+    policies = {}
+    for name, item in raw_policies.items():
+        path = f"tuning.policies.{name}"
+        fields = {**reader.mapping(item, path), "model": name}
+        policy: PolicyConfig = reader.section(PolicyConfig, fields, path)
+        _check_model(reader, path, name, models)
+        if policy.mode not in ("recommend", "act"):
+            reader.fail(f"{path}.mode", "must be recommend or act")
+        if policy.interval <= 0 or policy.window <= 0 or not 0 <= policy.min_share < 50:
+            reader.fail(path, "needs interval and window above 0, and min_share in [0, 50)")
+        policies[name] = policy
+    triggers = {}
+    jobs = reader.mapping(exports, "exports")
+    for name, item in raw_triggers.items():
+        path = f"tuning.triggers.{name}"
+        trigger: TriggerConfig = reader.section(
+            TriggerConfig, {**reader.mapping(item, path), "name": name}, path
+        )
+        _check_model(reader, f"{path}.model", trigger.model, models)
+        if trigger.job not in jobs:
+            reader.fail(f"{path}.job", f"names unknown export job {trigger.job!r}")
+        if trigger.launcher is not None and (
+            trigger.launcher not in launchers or not trigger.base_model
+        ):
+            reader.fail(f"{path}.launcher", "must name a launcher, with a `base_model`")
+        if trigger.launcher is None and trigger.webhook is None:
+            reader.fail(path, "needs a `launcher` (retrain) or a `webhook` (tell someone)")
+        if trigger.min_positive_rate is None and trigger.max_age is None:
+            reader.fail(path, "needs `min_positive_rate` or `max_age` (or both)")
+        triggers[name] = trigger
+    return replace(tuning, launchers=launchers, policies=policies, triggers=triggers)
+
+
+def _check_model(reader: _Reader, path: str, name: str, models: Mapping[str, ModelConfig]) -> None:
+    if name not in models:
+        reader.fail(path, f"names unknown model {name!r} ({', '.join(models) or 'none'})")
 
 
 def _check_cors_origins(reader: _Reader, origins: tuple[str, ...]) -> None:

@@ -28,6 +28,21 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/admin/exports"): {"json": {"format": "openai"}},
     # An id this gateway never issued, so only the store can say whether it exists.
     ("POST", "/v1/feedback"): {"json": {"interaction_id": str(uuid7()), "thumbs": "up"}},
+    ("POST", "/admin/tuning/runs"): {
+        "json": {
+            "launcher": "local",
+            "base_model": "gpt-4o-mini",
+            "model": "gpt-4o-mini",
+            "export_run_id": str(uuid7()),  # only the store knows whether this run exists
+        }
+    },
+    ("POST", "/admin/tuning/runs/{id}/complete"): {"json": {"model": "ft:gpt-4o-mini:1"}},
+    ("POST", "/admin/routes/{model}/canary"): {
+        "json": {"variant": "ft", "weight": 5, "upstream_model": "ft:gpt-4o-mini:1"}
+    },
+    ("POST", "/admin/routes/{model}/weights"): {"json": {"weights": {"base": 100}}},
+    ("POST", "/admin/routes/{model}/promote"): {"json": {"variant": "base"}},
+    ("POST", "/admin/routes/{model}/rollback"): {"json": {"variant": "base"}},
 }
 # Routes that never touch the store, and why.
 STORELESS = {
@@ -55,6 +70,11 @@ async def test_every_admin_and_feedback_route_answers_503_with_the_store_down(
     config = base_config(upstream, unreachable_url)
     config["auth"] = {
         "keys": [{"name": "ops", "key": ADMIN_KEY, "scopes": ["admin", "feedback", "inference"]}]
+    }
+    # A launcher and a policy, so the tuning routes get past their config checks to the store.
+    config["tuning"] = {
+        "launchers": {"local": {"type": "local", "serve_with": "fake"}},
+        "policies": {"gpt-4o-mini": {"mode": "recommend"}},
     }
     gateway = await make_gateway(config)  # starts anyway: the database is down, not the gateway
     routes = store_routes(gateway.app)

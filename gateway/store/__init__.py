@@ -27,6 +27,7 @@ from gateway.store.base import (
     ReviewStore,
     StatsStore,
     Store,
+    TuningStore,
 )
 
 
@@ -85,5 +86,6 @@ __all__ = [
     "ReviewStore",
     "StatsStore",
     "Store",
+    "TuningStore",
     "open_store",
 ]

@@ -22,6 +22,8 @@ double implements only that). The engines implement every role; `Store` is their
                      + job_lock
     PrivacyStore     forgetting, retention, the    gateway/privacy/ (forget, retention, audit)
                      audit log
+    TuningStore      tuning runs, model versions, gateway/tuning/ (launchers, rollout)
+                     routing overrides
     Store            all of them, engine, close    app wiring, the CLI, the benchmark
 """
 
@@ -244,6 +246,40 @@ class PrivacyStore(Protocol):
     def job_lock(self, name: str) -> AbstractAsyncContextManager[bool]: ...
 
 
+class TuningStore(Protocol):
+    """Fine-tuning runs, model versions and routing overrides (gateway/tuning/)."""
+
+    async def save_tuning_run(self, run: Mapping[str, Any]) -> None:
+        """Insert or update one `tuning_runs` row (every column of `TUNING_RUN_COLUMNS`)."""
+        ...
+
+    async def tuning_runs(
+        self, statuses: Sequence[str] | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Newest first; only those in `statuses` when given."""
+        ...
+
+    async def get_tuning_run(self, run_id: str) -> dict[str, Any] | None: ...
+
+    async def save_model_version(self, version: Mapping[str, Any]) -> None:
+        """Insert or update one version, keyed by (model, variant)."""
+        ...
+
+    async def model_versions(self, model: str | None = None) -> list[dict[str, Any]]: ...
+
+    async def route_overrides(self) -> list[dict[str, Any]]:
+        """Every model's override: model, revision, arms, control, updated_at, updated_by."""
+        ...
+
+    async def save_route_override(self, row: Mapping[str, Any], expected_revision: int) -> bool:
+        """Write if the stored revision is `expected_revision` (0: none); else False."""
+        ...
+
+    async def delete_route_override(self, model: str) -> bool: ...
+
+    def job_lock(self, name: str) -> AbstractAsyncContextManager[bool]: ...
+
+
 class Store(
     InteractionSink,
     Migratable,
@@ -252,6 +288,7 @@ class Store(
     StatsStore,
     ExportJobs,
     PrivacyStore,
+    TuningStore,
     Protocol,
 ):
     """Every role: what an engine implements and what the app, the CLI and the benchmark open."""

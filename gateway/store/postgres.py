@@ -24,6 +24,7 @@ from gateway.store.base import load_migrations
 from gateway.store.dialect import POSTGRES
 from gateway.store.privacy_sql import PrivacyQueries
 from gateway.store.sql import PLAIN, Decode, SQLQueries
+from gateway.store.tuning_sql import TuningQueries
 
 # Any constant works; it only has to be the same in every replica so that replicas starting
 # together apply migrations one at a time.
@@ -90,7 +91,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-class PostgresStore(SQLQueries, PrivacyQueries):
+class PostgresStore(SQLQueries, PrivacyQueries, TuningQueries):
     engine = "postgres"
     dialect = POSTGRES
 

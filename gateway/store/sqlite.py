@@ -29,6 +29,7 @@ from gateway.store.base import load_migrations
 from gateway.store.dialect import SQLITE
 from gateway.store.privacy_sql import PrivacyQueries
 from gateway.store.sql import PLAIN, Decode, SQLQueries
+from gateway.store.tuning_sql import TuningQueries
 
 T = TypeVar("T")
 _JSON_INDEXES = [i for i, name in enumerate(COLUMNS) if name in JSON_COLUMNS]
@@ -52,7 +53,7 @@ def sqlite_path(url: str) -> str:
     return path[1:] if path.startswith("/") else path
 
 
-class SQLiteStore(SQLQueries, PrivacyQueries):
+class SQLiteStore(SQLQueries, PrivacyQueries, TuningQueries):
     engine = "sqlite"
     dialect = SQLITE
 
