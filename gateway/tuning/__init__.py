@@ -18,7 +18,6 @@ the job poller, the policies and the triggers; nothing here runs at import.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -44,7 +43,7 @@ def install(app: web.Application) -> None:
 async def _tuning(app: web.Application) -> AsyncIterator[None]:
     from gateway.appkeys import CONFIG, METRICS_REGISTRY, ROUTER, STORE
     from gateway.tuning.autopilot import Decisions
-    from gateway.tuning.rollout import OverrideRefresher
+    from gateway.tuning.rollout import OverrideRefresher, stop_task
 
     config = app[CONFIG]
     refresher = OverrideRefresher(app[STORE], app[ROUTER], config.tuning.refresh_interval)
@@ -54,10 +53,7 @@ async def _tuning(app: web.Application) -> AsyncIterator[None]:
     tasks += _autopilot(app)
     yield
     for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
     await refresher.stop()
 
 

@@ -17,7 +17,6 @@ conflict, so two changes at once are applied one after the other, never one over
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -214,9 +213,7 @@ class OverrideRefresher:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
 
     async def once(self) -> bool:
         """Read the overrides; apply them if any changed. True when applied."""
@@ -235,6 +232,19 @@ class OverrideRefresher:
             except StoreError as exc:  # down, or not migrated yet: the next pass tries again
                 log.debug("route overrides not read: %s", exc)
             await asyncio.sleep(self.interval)
+
+
+async def stop_task(task: asyncio.Task[Any]) -> None:
+    """Cancel a background task and wait for it. A task cancelled inside an asyncpg query may
+    end with the driver's own error instead (releasing the connection mid-query): at shutdown
+    that is logged, not raised into the app's cleanup."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        log.debug("task %s ended with an error as it was stopped", task.get_name(), exc_info=True)
 
 
 # -- the shared read-change-write ------------------------------------------------------------
