@@ -1,6 +1,6 @@
 """What redaction costs per row, on its own:
 
-    .venv/bin/python -m bench.anonymize_cost [--rows 2000] [--baseline OLD_ANONYMIZE.PY]
+    .venv/bin/python -m bench.anonymize_cost [--rows 2000] [--baseline OLD_ANONYMIZE.PY] [--rules]
 
 Not part of `python -m bench`: it measures gateway/anonymize, not the proxy. A row is what the
 exporter (exporters/privacy.py) and capture redaction hand the Anonymizer for one interaction:
@@ -10,11 +10,17 @@ tickets, code talk, with and without personal data), redacted with one pseudonym
 `--baseline` times another version of the module the same way (for before/after: save the
 old file with `git show HEAD:gateway/anonymize.py > /tmp/anonymize_head.py`). The figure is the
 median of five passes over the same rows, in CPU microseconds per row (one core).
+
+Also printed: the same engine without the rules' pre-checks (issue 21), and with an export's
+span cache (`exporters.privacy.CACHE_TEXTS`) once every text has been seen (a repeated system
+prompt, few-shot block or tool schema). `--rules` prints what each rule and the
+name finder cost per row, pre-checks off.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import random
 import statistics
@@ -52,6 +58,26 @@ def per_row_microseconds(anonymizer: Any, rows: list[tuple[str, str]]) -> float:
     return statistics.median(one_pass() for _ in range(PASSES))
 
 
+def without_prechecks(anonymizer: Any) -> Any:
+    anonymizer.rules = tuple(dataclasses.replace(rule, needs=None) for rule in anonymizer.rules)
+    return anonymizer
+
+
+def per_rule(anonymizer: Any, rows: list[tuple[str, str]]) -> None:
+    texts = [text for row in rows for text in row]
+    for rule in anonymizer.rules:
+        started = time.process_time()
+        for text in texts:
+            for _ in rule.pattern.finditer(text):
+                pass
+        cost = (time.process_time() - started) / len(rows) * 1e6
+        print(f"  {rule.kind:16} {cost:8.1f} µs per row  {rule.pattern.pattern[:48]!r}")
+    started = time.process_time()
+    for text in texts:
+        anonymizer.names.find(text, bytearray(len(text)))
+    print(f"  {'names':16} {(time.process_time() - started) / len(rows) * 1e6:8.1f} µs per row")
+
+
 def load_anonymizer_class(path: Path) -> Callable[[], Any]:
     spec = importlib.util.spec_from_file_location("baseline_anonymize", path)
     if spec is None or spec.loader is None:
@@ -66,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--baseline", type=Path, help="an older anonymize.py to compare with")
+    parser.add_argument("--rules", action="store_true", help="the cost of each rule")
     args = parser.parse_args(argv)
     rows = make_rows(args.rows)
     chars = sum(len(p) + len(a) for p, a in rows) / len(rows)
@@ -77,6 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{args.rows} rows, {chars:.0f} characters per row on average")
     print(f"first Anonymizer() (reads the name lists): {build_ms:.1f} ms")
     print(f"current:  {per_row_microseconds(current, rows):8.1f} µs per row")
+    plain = without_prechecks(Anonymizer())
+    print(f"no pre-checks: {per_row_microseconds(plain, rows):8.1f} µs per row")
+    from exporters.privacy import CACHE_TEXTS
+
+    cached = Anonymizer(cache_size=CACHE_TEXTS)  # the warm-up pass fills it
+    print(f"cached, every text seen before: {per_row_microseconds(cached, rows):8.1f} µs per row")
+    if args.rules:
+        per_rule(plain, rows)
     if args.baseline:
         baseline = load_anonymizer_class(args.baseline)()
         print(f"baseline: {per_row_microseconds(baseline, rows):8.1f} µs per row")

@@ -1,10 +1,18 @@
 """How an export scales: examples per second and peak memory at 10k and 100k interactions.
 
     .venv/bin/python -m bench.export_scale [--rows 10000 100000] [--format openai]
+        [--jobs 1 2] [--prompts 2000] [--baseline]
 
 Each size is seeded into a fresh SQLite file, then exported in a child process of its own, so
 its peak RSS (ru_maxrss) is that export's alone. Flat memory means the peak barely moves from
 10k to 100k rows: the store is read in pages and records stream into the files.
+
+Realistic variety (issue 21): a row is one of five system prompts, one of `--prompts` distinct
+user messages (~1 KB of corpus lines dense with personal data), one of their answers, then a
+short turn and answer of the row's own (a case number, an e-mail), so no two rows are the same.
+`--prompts` equal to `--rows` makes every long text distinct. CPU seconds are the
+exporting process's and its workers', for a machine shared with other work. `--baseline`
+times the path before issue 21: no span cache, no pre-checks, every record's tokens counted.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import resource
 import subprocess
 import sys
@@ -20,9 +29,18 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 
-async def seed(url: str, rows: int) -> None:
+def texts(count: int, lines: int, seed: int) -> list[str]:
+    from bench.anonymize_recall import DEFAULT_CORPUS, load_corpus
+
+    corpus = [example.text for example in load_corpus(DEFAULT_CORPUS)]
+    rng = random.Random(seed)
+    return ["\n".join(rng.sample(corpus, lines)) for _ in range(count)]
+
+
+async def seed(url: str, rows: int, prompts: int) -> None:
     from gateway.records.feedback import Feedback
     from gateway.records.interaction import Interaction
     from gateway.store import open_store
@@ -30,12 +48,21 @@ async def seed(url: str, rows: int) -> None:
     store = await open_store(url)
     await store.migrate()
     start = datetime(2026, 1, 1, tzinfo=UTC)
+    systems = [f"You are a clinical assistant for clinic {n}. Answer briefly." for n in range(5)]
+    questions = texts(prompts, 14, seed=1)  # ~1 KB each
+    answers = texts(max(prompts // 4, 1), 3, seed=2)
     for offset in range(0, rows, 5000):
         batch, events = [], []
         for i in range(offset, min(rows, offset + 5000)):
             interaction_id = str(uuid.uuid4())
-            weeks = i % 9 + 1
-            prompt = f"Patient {i}: low back pain for {weeks} weeks, ømhet L4-L5. Mail p{i}@x.no"
+            # The long texts repeat (one of `prompts` questions, one of their answers); the
+            # last turn is the row's own, so no two rows are duplicates.
+            history = [
+                {"role": "system", "content": systems[i % 5]},
+                {"role": "user", "content": questions[i % prompts]},
+                {"role": "assistant", "content": answers[i % len(answers)]},
+                {"role": "user", "content": f"Case {i}: please reply to p{i}@x.no"},
+            ]
             batch.append(
                 Interaction(
                     id=interaction_id,
@@ -43,16 +70,10 @@ async def seed(url: str, rows: int) -> None:
                     endpoint="chat/completions",
                     requested_model="support",
                     user=f"user-{i % 2000}",
-                    request={
-                        "model": "support",
-                        "messages": [
-                            {"role": "system", "content": "You are a clinical assistant."},
-                            {"role": "user", "content": prompt},
-                        ],
-                    },
+                    request={"model": "support", "messages": history},
                     response={
                         "choices": [
-                            {"message": {"role": "assistant", "content": f"Lumbago, case {i}."}}
+                            {"message": {"role": "assistant", "content": f"Done for case {i}."}}
                         ]
                     },
                 )
@@ -66,48 +87,86 @@ async def seed(url: str, rows: int) -> None:
     await store.close()
 
 
-def export_child(url: str, out: str, fmt: str) -> None:
+def use_baseline() -> None:
+    """The path before issue 21, for a before/after: no cache, no pre-checks, every token."""
+    import dataclasses
+
+    from exporters import prepare, privacy
+    from gateway.anonymize import engine
+
+    original = engine.Anonymizer.__init__
+
+    def plain(self: engine.Anonymizer, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **{**kwargs, "cache_size": 0})
+        self.rules = tuple(dataclasses.replace(rule, needs=None) for rule in self.rules)
+
+    engine.Anonymizer.__init__ = plain  # type: ignore[method-assign]
+    privacy.CACHE_TEXTS = 0
+
+    def too_long(fmt: Any, record: dict[str, Any], max_tokens: int) -> bool:
+        tokens = fmt.tokens(record)
+        return tokens is not None and tokens > max_tokens
+
+    prepare.too_long = too_long
+
+
+def export_child(url: str, out: str, fmt: str, jobs: int, baseline: bool) -> None:
     from exporters.run import ExportRequest, run_export
     from gateway.config import AnonymizeConfig
     from gateway.store import open_store
 
+    if baseline:
+        use_baseline()
+
     async def run() -> dict:
         store = await open_store(url)
         try:
-            return await run_export(store, AnonymizeConfig(), ExportRequest(fmt), Path(out))
+            request = ExportRequest(fmt)
+            return await run_export(store, AnonymizeConfig(), request, Path(out), jobs=jobs)
         finally:
             await store.close()
 
     started = time.perf_counter()
     manifest = asyncio.run(run())
     seconds = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # joined at the end of the export
+    cpu = own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+    peak_mib = max(own.ru_maxrss, workers.ru_maxrss) / 1024
     counts = manifest["counts"]
     print(json.dumps({"read": counts["interactions_read"], "written": counts["records_written"],
-                      "seconds": seconds, "peak_rss_mib": peak_mib}))  # fmt: skip
+                      "seconds": seconds, "cpu": cpu, "peak_rss_mib": peak_mib}))  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--format", default="openai")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--prompts", type=int, default=2000, help="distinct user messages")
+    parser.add_argument("--baseline", action="store_true", help="the path before issue 21")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        export_child(args.child[0], args.child[1], args.format)
+        export_child(args.child[0], args.child[1], args.format, args.jobs[0], args.baseline)
         return
-    print(f"{'rows':>8} {'written':>8} {'seconds':>8} {'examples/s':>11} {'peak RSS MiB':>13}")
+    print(f"{'rows':>8} {'jobs':>4} {'written':>8} {'seconds':>8} {'examples/s':>11}"
+          f" {'CPU s':>7} {'examples/CPU s':>15} {'peak RSS MiB':>13}")  # fmt: skip
     for rows in args.rows:
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite:///{folder}/flywheel.db"
-            asyncio.run(seed(url, rows))
-            child = [sys.executable, "-m", "bench.export_scale", "--format", args.format]
-            child += ["--child", url, f"{folder}/out"]
-            done = subprocess.run(child, capture_output=True, text=True, check=True)
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-            rate = result["read"] / result["seconds"]
-            print(f"{rows:>8} {result['written']:>8} {result['seconds']:>8.1f} {rate:>11.0f}"
-                  f" {result['peak_rss_mib']:>13.1f}")  # fmt: skip
+            asyncio.run(seed(url, rows, args.prompts))
+            for jobs in args.jobs:
+                child = [sys.executable, "-m", "bench.export_scale", "--format", args.format]
+                child += ["--jobs", str(jobs), "--child", url, f"{folder}/out-{jobs}"]
+                child += ["--baseline"] if args.baseline else []
+                done = subprocess.run(child, capture_output=True, text=True, check=True)
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                rate = result["read"] / result["seconds"]
+                per_cpu = result["read"] / result["cpu"]
+                print(f"{rows:>8} {jobs:>4} {result['written']:>8} {result['seconds']:>8.1f}"
+                      f" {rate:>11.0f} {result['cpu']:>7.1f} {per_cpu:>15.0f}"
+                      f" {result['peak_rss_mib']:>13.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":

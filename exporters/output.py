@@ -7,11 +7,17 @@ schema), and only when nothing else is there, so a mistyped `--out` never delete
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from exporters.card import CARD, FEATURES
+from exporters.card import CARD, FEATURES, write_card, write_features
+
+if TYPE_CHECKING:
+    from exporters.formats import Format
+    from exporters.writers import Writer
 from gateway.errors import ConfigError
 
 MANIFEST = "manifest.json"
@@ -52,3 +58,29 @@ def clear_out(out_dir: Path, replace: bool) -> None:
     for folder in sorted((p for p in out_dir.rglob("*") if p.is_dir()), reverse=True):
         if not any(folder.iterdir()):
             folder.rmdir()
+
+
+def describe_records(fmt: Format, writer: Writer, out_dir: Path) -> list[Path]:
+    """The schema file and, unless the format writes its own, the dataset card."""
+    if fmt.schema is None:
+        return []
+    written = [write_features(out_dir, fmt.schema)]
+    if not fmt.own_card:
+        written.append(write_card(out_dir, fmt.schema, writer.split_files(), fmt.name))
+    return written
+
+
+def describe_file(path: Path, out_dir: Path, records: dict[str, int]) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    lines = 0
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+            lines += chunk.count(b"\n")
+    name = path.relative_to(out_dir).as_posix()
+    described: dict[str, Any] = {"name": name, "bytes": path.stat().st_size, "lines": lines}
+    if name in records:
+        # A CSV cell may hold newlines: lines are not records there.
+        described["records"] = records[name]
+    described["sha256"] = digest.hexdigest()
+    return described

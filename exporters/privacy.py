@@ -19,10 +19,15 @@ from gateway.anonymize import Anonymizer, age_range
 from gateway.anonymize.structure import walk
 from gateway.config import AnonymizeConfig
 
+# Distinct texts whose spans one export keeps (gateway.anonymize.engine.SpanCache). An entry is
+# a 16-byte key and its spans, ~200 bytes for a text with a few: 100,000 of them stay near
+# 20 MB, and hold every system prompt, few-shot block and tool schema a store repeats.
+CACHE_TEXTS = 100_000
+
 
 class Privacy:
-    def __init__(self, config: AnonymizeConfig):
-        self.anonymizer = Anonymizer.from_config(config)
+    def __init__(self, config: AnonymizeConfig, cache_size: int = CACHE_TEXTS):
+        self.anonymizer = Anonymizer.from_config(config, cache_size)
         self.drop_ids = config.ids == "drop"
         self.salt = config.salt
         self.redactions: Counter[str] = Counter()
@@ -36,7 +41,8 @@ class Privacy:
             if not isinstance(text, str) or not text:
                 return text
             result = self.anonymizer.redact(text, people)
-            self.redactions.update(result.counts)
+            if result.counts:  # most texts hold nothing: skip the Counter update
+                self.redactions.update(result.counts)
             return result.text
 
         def redact_name(name: str, identifier: bool = False) -> str:

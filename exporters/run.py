@@ -17,12 +17,10 @@ and logged once with its id: one such row must not end every later export, run a
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import time
-import traceback
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,14 +28,15 @@ from typing import Any
 
 import orjson
 
-from exporters.card import write_card, write_features
-from exporters.chat import Unusable
-from exporters.curate import Sample, content_key, split_of
+from exporters.curate import Sample, split_of
 from exporters.formats import Format, FormatOptions, get_format
 from exporters.history import RejectedAnswers, learn_before
-from exporters.output import MANIFEST, clear_out
+from exporters.output import MANIFEST, clear_out, describe_file, describe_records
+from exporters.pool import worked
+from exporters.prepare import SHAPE_ERRORS, Failure, Prepared, build, prepare
 from exporters.privacy import Privacy
 from exporters.selection import Example, Filters, select
+from exporters.shards import OrderLog, Shard, position
 from exporters.writers import CountOnly, Writer
 from gateway import __version__
 from gateway.config import AnonymizeConfig
@@ -45,10 +44,6 @@ from gateway.privacy.subjects import Subjects
 from gateway.store.base import ExportSource
 
 log = logging.getLogger(__name__)
-# What code that walks a body of an unexpected shape raises: a bool where a list belongs, a list
-# where a string does, a key or an item that is not there, nesting too deep to walk. Anything
-# else is a bug in the exporter and still stops the run.
-_SHAPE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -58,6 +53,8 @@ class ExportRequest:
     options: FormatOptions = field(default_factory=FormatOptions)
     # Incremental runs: only examples created or given feedback at or after this moment.
     changed_since: datetime | None = None
+    # One slice of the selection, for an export across machines (exporters.shards).
+    shard: Shard | None = None
 
 
 @dataclass
@@ -74,14 +71,30 @@ class _Tally:
     zero_weighted: int = 0  # turns written with `weight: 0`
     written: int = 0
 
+    def dropped(self) -> int:
+        """Records and rows dropped so far, for every reason (sampling counts at the end)."""
+        return (
+            sum(self.filtered.values())
+            + sum(self.invalid.values())
+            + self.duplicate
+            + self.too_long
+            + self.not_sampled
+            + sum(self.unformattable.values())
+        )
+
+    def progress(self, seconds: float) -> Progress:
+        return Progress(self.read, self.written, seconds, self.dropped())
+
 
 @dataclass(frozen=True)
 class Progress:
-    """How far a run is, for a terminal: rows read from the store, records written so far."""
+    """How far a run is, for a terminal: rows read from the store, records written and rows
+    or records dropped (filtered, invalid, duplicate, too long, unformattable) so far."""
 
     read: int
     written: int
     seconds: float
+    dropped: int = 0
 
     @property
     def rate(self) -> float:
@@ -101,15 +114,20 @@ async def run_export(
     *,
     replace: bool = False,
     progress: Callable[[Progress], None] | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Write the dataset into `out_dir` (created if missing; it must be empty unless `replace`
     lets an earlier export's files in it be removed) and return its manifest, which is also
     written as `manifest.json`. With `out_dir=None`, write nothing and return the counts.
-    `progress` is called every `PROGRESS_EVERY` rows read and once at the end."""
+    `progress` is called every `PROGRESS_EVERY` rows read and once at the end. `jobs` > 1
+    redacts (and builds) in that many processes (exporters.pool); the output is the same
+    for any `jobs`."""
     started = datetime.now(UTC)
     clock = time.monotonic()
     fmt = get_format(request.format, request.options)
     filters = request.filters.for_format(fmt.all_traffic)
+    if request.shard is not None:
+        request.shard.check(fmt, filters.max_examples)
     privacy = Privacy(anonymize)
     subjects = Subjects(anonymize.salt)  # who is in this run, for a later forget
     rejected = RejectedAnswers()
@@ -121,29 +139,32 @@ async def run_export(
     writer = CountOnly() if out_dir is None else fmt.open_writer(out_dir)
     sample = Sample(filters.max_examples, filters.seed) if filters.max_examples else None
     seen: set[int] = set()
+    shard = request.shard
+    order = OrderLog(out_dir) if shard is not None and out_dir is not None else None
+    # Where each example in flight is in store order, for the shard's order log.
+    places: deque[tuple[int, str]] = deque()
 
-    def skip(source: str, exc: Exception) -> None:
-        tally.unformattable[type(exc).__name__] += 1
+    def skip(source: str, failure: Failure) -> None:
+        tally.unformattable[failure.error] += 1
         # Where, not the message: a message may quote the row's (personal) text.
-        where = traceback.extract_tb(exc.__traceback__)[-1]
         log.warning(
             "export %s: skipped %s, which it cannot format: %s at %s:%s",
             fmt.name,
             source,
-            type(exc).__name__,
-            Path(where.filename).name,
-            where.lineno,
+            failure.error,
+            failure.file,
+            failure.line,
         )
 
     def learn(example: Example) -> None:
         # A body of an unexpected shape: the format skips the row and counts it itself.
-        with contextlib.suppress(*_SHAPE_ERRORS):
+        with contextlib.suppress(*SHAPE_ERRORS):
             rejected.observe(example)
 
     def observe(example: Example) -> None:
         tally.read += 1
         if progress is not None and tally.read % PROGRESS_EVERY == 0:
-            progress(Progress(tally.read, tally.written, time.monotonic() - clock))
+            progress(tally.progress(time.monotonic() - clock))
         learn(example)
 
     def write(split: str, record: dict[str, Any]) -> None:
@@ -151,70 +172,88 @@ async def run_export(
         tally.written += 1
         tally.zero_weighted += fmt.zero_weighted(record)
 
-    def emit(record: dict[str, Any], group: str) -> None:
-        problems = fmt.problems(record)
-        if problems:
-            tally.invalid[problems[0].split(":")[0]] += 1
+    def accept(prepared: Prepared) -> None:
+        if prepared.problem is not None:
+            tally.invalid[prepared.problem] += 1
             return
-        if fmt.all_traffic:
-            write("all", record)
-            return
-        tokens = fmt.tokens(record)
-        if tokens is not None and tokens > request.options.max_tokens:
+        if prepared.too_long:
             tally.too_long += 1
             return
-        key = content_key(record)
-        if key in seen:
+        record = prepared.record
+        assert record is not None  # only a dropped record is left behind
+        if prepared.key is None:  # all traffic: no dedup, no split
+            write("all", record)
+            return
+        if prepared.key in seen:
             tally.duplicate += 1
             return
-        seen.add(key)
-        split = split_of(group, filters.seed, filters.validation_fraction)
+        seen.add(prepared.key)
+        split = split_of(prepared.group, filters.seed, filters.validation_fraction)
+        if order is not None:
+            order.add(split, places[0], prepared.key)
         if sample is None:
             write(split, record)
         else:
-            sample.offer(key, split, record)
+            sample.offer(prepared.key, split, record)
 
     starts = [moment for moment in (filters.since, request.changed_since) if moment is not None]
     if starts and not fmt.all_traffic:
         # Rejections in conversations that began before this export's window.
         await learn_before(store, learn, max(starts), filters, fmt.endpoints)
-    async for example in select(
-        store,
-        filters,
-        tally.filtered,
-        endpoints=fmt.endpoints,
-        changed_since=request.changed_since,
-        observe=observe,
-    ):
-        tally.selected += 1
-        subjects.add(example.record)  # before privacy.apply replaces the ids
-        change = example.eligible_at
-        if tally.latest_change is None or change > tally.latest_change:
-            tally.latest_change = change
-        try:
-            privacy.apply(example)
-            for record, group in fmt.build(example):
-                emit(record, group)
-        except Unusable as exc:
-            tally.invalid[exc.reason] += 1
-        except _SHAPE_ERRORS as exc:
-            skip(f"interaction {example.id}", exc)
+
+    async def selected() -> AsyncIterator[Example]:
+        async for example in select(
+            store,
+            filters,
+            tally.filtered,
+            endpoints=fmt.endpoints,
+            changed_since=request.changed_since,
+            observe=observe,
+            holds=shard.holds if shard is not None else None,
+        ):
+            if order is not None:
+                places.append(position(example.record))
+            tally.selected += 1
+            subjects.add(example.record)  # before privacy.apply replaces the ids
+            change = example.eligible_at
+            if tally.latest_change is None or change > tally.latest_change:
+                tally.latest_change = change
+            yield example
+
+    async for done in worked(selected(), privacy, fmt, anonymize, jobs):
+        built = done.built
+        if done.example is not None:  # a format that keeps state builds here
+            built = build(fmt, done.example, request.options.max_tokens)
+        if built is not None:
+            for prepared in built.records:
+                accept(prepared)
+            if built.invalid is not None:
+                tally.invalid[built.invalid] += 1
+        failure = done.failure or (built.failure if built else None)
+        if failure is not None:
+            skip(f"interaction {done.id}", failure)
+        if order is not None:
+            places.popleft()
     for record, group in fmt.finish():
         try:
-            emit(record, group)
-        except _SHAPE_ERRORS as exc:
-            skip("a record built from several interactions", exc)
+            accept(prepare(fmt, record, group, request.options.max_tokens))
+        except SHAPE_ERRORS as exc:
+            skip("a record built from several interactions", Failure.of(exc))
     if sample is not None:
         tally.not_sampled = sample.passed_over
         for split, record in sample.drain():
             write(split, record)
     files = writer.close()
+    if order is not None:
+        files.append(order.close())
     if out_dir is not None:
         files += describe_records(fmt, writer, out_dir)
     if progress is not None:
-        progress(Progress(tally.read, tally.written, time.monotonic() - clock))
+        progress(tally.progress(time.monotonic() - clock))
     manifest = _manifest(fmt, filters, request, tally, privacy, writer, files, out_dir, started)
     manifest.update(subjects.manifest())  # user_hashes, session_hashes
+    if shard is not None:
+        manifest["shard"] = shard.describe()
     if out_dir is not None:
         (out_dir / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return manifest
@@ -269,31 +308,7 @@ def _manifest(
         },
         "redactions": dict(sorted(privacy.redactions.items())),
         "latest_change": tally.latest_change,
-        "files": ([_describe(path, out_dir, records) for path in sorted(files)] if out_dir else []),
+        "files": (
+            [describe_file(path, out_dir, records) for path in sorted(files)] if out_dir else []
+        ),
     }
-
-
-def describe_records(fmt: Format, writer: Writer, out_dir: Path) -> list[Path]:
-    """The schema file and, unless the format writes its own, the dataset card."""
-    if fmt.schema is None:
-        return []
-    written = [write_features(out_dir, fmt.schema)]
-    if not fmt.own_card:
-        written.append(write_card(out_dir, fmt.schema, writer.split_files(), fmt.name))
-    return written
-
-
-def _describe(path: Path, out_dir: Path, records: dict[str, int]) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    lines = 0
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-            lines += chunk.count(b"\n")
-    name = path.relative_to(out_dir).as_posix()
-    described: dict[str, Any] = {"name": name, "bytes": path.stat().st_size, "lines": lines}
-    if name in records:
-        # A CSV cell may hold newlines: lines are not records there.
-        described["records"] = records[name]
-    described["sha256"] = digest.hexdigest()
-    return described

@@ -116,9 +116,11 @@ async def select(
     endpoints: tuple[str, ...] = (),
     changed_since: datetime | None = None,
     observe: Callable[[Example], None] | None = None,
+    holds: Callable[[str], bool] | None = None,
 ) -> AsyncIterator[Example]:
     """Examples that pass `filters`, oldest first; `dropped` counts the rest by filter.
-    `observe` sees every row read, before the filters, kept or not."""
+    `observe` sees every row read, before the filters, kept or not. With `holds` (a shard),
+    only the rows whose id it holds are filtered, counted and given out."""
     query = ExportQuery(
         window=TimeWindow(filters.since, filters.until),
         models=filters.models,
@@ -134,6 +136,8 @@ async def select(
             example = Example(record, latest(record.get("feedback") or []))
             if observe is not None:
                 observe(example)
+            if holds is not None and not holds(example.id):
+                continue
             reason = rejection(example, filters)
             if reason is None:
                 yield example

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -96,7 +97,14 @@ def _parser() -> argparse.ArgumentParser:
         "merge", parents=[common], help="validate, dedup and merge files into one, with a manifest"
     )
     merge.add_argument("files", nargs="+")
-    merge.add_argument("--out", required=True, help="the merged .jsonl file")
+    merge.add_argument("--out", required=True, help="the merged .jsonl file (--shards: folder)")
+    merge.add_argument(
+        "--shards",
+        action="store_true",
+        help="FILES are the folders of one `export --shard I/N` each: merge them into the"
+        " --out folder as one export (global dedup, same order and split)",
+    )
+    merge.add_argument("--replace", action="store_true", help="with --shards: as for export")
     merge.add_argument("--format", help="default: from the inputs' manifests")
     merge.set_defaults(command=_dataset_merge)
 
@@ -217,6 +225,17 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="--out holds an earlier export: remove its files first",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes that redact (default: the number of cores; the output is the same)",
+    )
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="export slice I of N (0-based) for `flywheel dataset merge --shards`",
+    )
     parser.add_argument("--job", help="run the job `exports.JOB` from the config once instead")
     parser.add_argument(
         "--all", action="store_true", help="with --job: re-export everything, not only what is new"
@@ -276,6 +295,7 @@ def _export(config: Config, args: argparse.Namespace) -> int | None:
     from exporters.jobs import system_prompt_variants
     from exporters.run import ExportRequest, run_export
     from exporters.selection import Filters
+    from exporters.shards import Shard
     from gateway.store import open_store
 
     if args.job:
@@ -290,6 +310,8 @@ def _export(config: Config, args: argparse.Namespace) -> int | None:
         tags[key] = value
     if not 0 <= args.validation_fraction < 1:
         raise ConfigError("--validation-fraction must be in [0, 1)")
+    if args.jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
     filters = Filters(
         since=_timestamp(args.since),
         until=_timestamp(args.until),
@@ -310,7 +332,8 @@ def _export(config: Config, args: argparse.Namespace) -> int | None:
     options = FormatOptions(
         max_tokens=args.max_tokens, system_prompt_variants=system_prompt_variants(config)
     )
-    request = ExportRequest(args.format, filters, options)
+    shard = Shard.parse(args.shard) if args.shard else None
+    request = ExportRequest(args.format, filters, options, shard=shard)
     progress = _print_progress if sys.stderr.isatty() else None
 
     async def run() -> dict[str, Any]:
@@ -322,6 +345,7 @@ def _export(config: Config, args: argparse.Namespace) -> int | None:
                 Path(args.out),
                 replace=args.replace,
                 progress=progress,
+                jobs=args.jobs,
             )
 
     manifest = asyncio.run(run())
@@ -333,8 +357,8 @@ def _export(config: Config, args: argparse.Namespace) -> int | None:
 
 def _print_progress(progress: Any) -> None:
     print(
-        f"\r  read {progress.read} rows, wrote {progress.written} records"
-        f" ({progress.rate:,.0f} rows/s)",
+        f"\r  read {progress.read:,} rows, wrote {progress.written:,} records,"
+        f" dropped {progress.dropped:,} ({progress.rate:,.0f} rows/s)",
         end="",
         file=sys.stderr,
         flush=True,
@@ -385,7 +409,12 @@ def _dataset_merge(config: Config, args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from exporters.dataset import manifest_path, merge_files
+    from exporters.shards import merge_shards
 
+    if args.shards:
+        merged = merge_shards([Path(f) for f in args.files], Path(args.out), replace=args.replace)
+        print(_export_summary(merged, args.out))
+        return
     manifest = merge_files([Path(f) for f in args.files], Path(args.out), args.format)
     counts = manifest["counts"]
     dropped = ", ".join(f"{n} {reason}" for reason, n in counts["dropped"].items() if n)

@@ -74,6 +74,9 @@ class Format:
     schema: ClassVar[dict[str, Schema] | None] = None
     # True when the writer writes its own dataset card (`huggingface`).
     own_card: ClassVar[bool] = False
+    # True when `build` keeps nothing between examples (no `finish`, no counts for `report`),
+    # so a worker process may build (exporters.pool); else the exporting process builds.
+    builds_anywhere: ClassVar[bool] = False
 
     def __init__(self, options: FormatOptions = FormatOptions()):
         self.options = options

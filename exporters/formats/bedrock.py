@@ -74,6 +74,7 @@ def _text(content: Any) -> str:
 
 
 class BedrockNova(Format):
+    builds_anywhere = True
     name = "bedrock"
     schema = {
         "schemaVersion": "string",
@@ -100,6 +101,7 @@ class BedrockNova(Format):
 
 
 class BedrockClaude(Format):
+    builds_anywhere = True
     name = "bedrock-claude"
     schema = {"system": "string", "messages": [TEXT_MESSAGE]}
 

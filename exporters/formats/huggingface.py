@@ -53,6 +53,7 @@ _PYTHON_TYPES: dict[str, type] = {"string": str, "int64": int}
 
 
 class HuggingFace(Format):
+    builds_anywhere = True
     name = "huggingface"
     schema = {"messages": [TEXT_MESSAGE], "metadata": METADATA}
     own_card = True

@@ -51,6 +51,7 @@ def label(feedback: dict[str, Any]) -> tuple[bool, str] | None:
 
 
 class KTO(Format):
+    builds_anywhere = True
     name = "kto"
     schema = {
         "prompt": [MESSAGE],

@@ -24,6 +24,7 @@ _ROLES = {"system", "developer", "user", "assistant", "tool"}
 
 
 class OpenAIChat(Format):
+    builds_anywhere = True
     name = "openai"
     schema = {"messages": [{**MESSAGE, "weight": "int64"}], "tools": ["json"]}
 

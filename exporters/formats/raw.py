@@ -101,6 +101,7 @@ _CASTS: dict[str, Any] = {"bool": bool, "int64": int, "float64": float}
 
 
 class _Raw(Format):
+    builds_anywhere = True
     endpoints = ()
     all_traffic = True
 

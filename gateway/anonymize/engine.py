@@ -1,10 +1,19 @@
 """The Anonymizer: pattern rules first, then names, then later mentions of those names, with
-one pseudonym table per example so `[PERSON_1]` is the same person in prompt and answer."""
+one pseudonym table per example so `[PERSON_1]` is the same person in prompt and answer.
+
+Finding spans is the cost. The rules' and names' spans depend on the text alone; later mentions
+on the text and the names the example holds so far; only the numbering depends on the rest of
+the pseudonym table. With `cache_size`, each distinct text's spans are found once and kept
+under the text's hash, and its later mentions under the hash of the text and those names (an
+export's system prompts, few-shot blocks and tool schemas repeat across most rows); numbering
+runs every time, so a cached result is the uncached one byte for byte.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,6 +26,8 @@ if TYPE_CHECKING:
     from gateway.config import AnonymizeConfig
 
 _IDENTIFIER_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+# (start, end, kind, value) of one piece of personal data in a text.
+Span = tuple[int, int, str, str]
 
 
 @dataclass(frozen=True)
@@ -27,11 +38,12 @@ class Redaction:
 
 class Anonymizer:
     @classmethod
-    def from_config(cls, config: AnonymizeConfig) -> Anonymizer:
+    def from_config(cls, config: AnonymizeConfig, cache_size: int = 0) -> Anonymizer:
         return cls(
             config.placeholders,
             extra_rules=[Rule(kind, re.compile(pattern)) for kind, pattern in config.rules],
             words=config.words,
+            cache_size=cache_size,
         )
 
     def __init__(
@@ -40,6 +52,7 @@ class Anonymizer:
         extra_rules: Iterable[Rule] = (),
         words: Mapping[str, Iterable[str]] | None = None,
         lexicon: Lexicon | None = None,
+        cache_size: int = 0,
     ):
         self.placeholders = {**DEFAULT_PLACEHOLDERS, **placeholders}
         rules = list(extra_rules)
@@ -51,13 +64,63 @@ class Anonymizer:
         self.rules = (*rules, *BUILTIN_RULES)
         self.lexicon = lexicon or load_lexicon()
         self.names = NameFinder(self.lexicon)
+        self.spans = SpanCache(cache_size)
 
     def redact(self, text: str, people: dict[str, int] | None = None) -> Redaction:
         """`text` with personal data replaced. Pass one `people` dict for all the texts of
         one example, so a name is the same `[PERSON_n]` in the prompt and the answer."""
-        spans: list[tuple[int, int, str, str]] = []
+        key = self.spans.key(text)
+        found = self.spans.get(key)
+        if found is None:
+            found = self._find(text)
+            self.spans.put(key, found)
+        if not found and not people:
+            return Redaction(text, Counter())  # nothing here, and no one to mention later
+        spans = list(found)
         taken = bytearray(len(text))
+        for start, end, _, _ in spans:
+            taken[start:end] = b"\x01" * (end - start)
+        people = {} if people is None else people
+        for _, _, kind, value in sorted(spans):
+            if kind == "person":
+                self._remember(people, value)
+        # A name once recognised is personal wherever it appears in the example, in full or
+        # as one of its parts ("Kari").
+        spans += self._mentions(key, text, people, taken)
+        return self._replace(text, spans, people)
+
+    def _mentions(
+        self, key: bytes, text: str, people: dict[str, int], taken: bytearray
+    ) -> tuple[Span, ...]:
+        """Later mentions of `people` in `text`. They depend on the text and on which names
+        the example holds, not on their numbers: a repeated prompt meets the same names
+        (most often its own) row after row, so they are kept under both."""
+        if not people:
+            return ()
+        if self.spans.size:
+            names = "\x00".join(sorted(people)).encode("utf-8", "surrogatepass")
+            key = hashlib.blake2b(key + names, digest_size=16).digest()
+        found = self.spans.get(key)
+        if found is None:
+            found = tuple(
+                (n.start, n.end, "person", n.text)
+                for n in later_mentions(text, people, taken, self.lexicon)
+            )
+            self.spans.put(key, found)
+        return found
+
+    def _find(self, text: str) -> tuple[Span, ...]:
+        """The spans of `text` that depend on nothing else: rules, then names. `taken` marks
+        exactly these spans, so it can be rebuilt from them."""
+        spans: list[Span] = []
+        taken = bytearray(len(text))
+        present: dict[re.Pattern[str], bool] = {}
         for rule in self.rules:
+            if rule.needs is not None:
+                if rule.needs not in present:
+                    present[rule.needs] = rule.needs.search(text) is not None
+                if not present[rule.needs]:
+                    continue
             for match in rule.pattern.finditer(text):
                 start, end, value = _part(match, rule.group)
                 if start == end or any(taken[start:end]):
@@ -67,17 +130,7 @@ class Anonymizer:
                 taken[start:end] = b"\x01" * (end - start)
                 spans.append((start, end, rule.kind, value))
         spans += [(n.start, n.end, "person", n.text) for n in self.names.find(text, taken)]
-        people = {} if people is None else people
-        for _, _, kind, value in sorted(spans):
-            if kind == "person":
-                self._remember(people, value)
-        # A name once recognised is personal wherever it appears in the example, in full or
-        # as one of its parts ("Kari").
-        spans += [
-            (n.start, n.end, "person", n.text)
-            for n in later_mentions(text, people, taken, self.lexicon)
-        ]
-        return self._replace(text, spans, people)
+        return tuple(spans)
 
     def redact_name(
         self, value: str, people: dict[str, int], identifier: bool = False
@@ -123,6 +176,43 @@ class Anonymizer:
                 if len(part) >= 3 and part.capitalize() not in self.lexicon.not_names:
                     people.setdefault(part.casefold(), number)
         return people[key]
+
+
+class SpanCache:
+    """The spans found in each distinct text, least recently used first out, at most `size`
+    texts. Keyed by a 128-bit BLAKE2b digest of the text rather than the text itself: an entry
+    costs its spans (most often none), not a copy of a 10 KB prompt, and two texts share a
+    digest with odds far below those of a flipped bit in memory. `size` 0 keeps nothing."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.hits = self.misses = 0
+        self._spans: OrderedDict[bytes, tuple[Span, ...]] = OrderedDict()
+
+    def key(self, text: str) -> bytes:
+        if not self.size:
+            return b""
+        # surrogatepass: a lone surrogate in a stored body must not stop the export.
+        data = text.encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(data, digest_size=16).digest()
+
+    def get(self, key: bytes) -> tuple[Span, ...] | None:
+        if not self.size:
+            return None
+        found = self._spans.get(key)
+        if found is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._spans.move_to_end(key)
+        return found
+
+    def put(self, key: bytes, spans: tuple[Span, ...]) -> None:
+        if not self.size:
+            return
+        self._spans[key] = spans
+        if len(self._spans) > self.size:
+            self._spans.popitem(last=False)
 
 
 def _part(match: re.Match[str], group: int) -> tuple[int, int, str]:

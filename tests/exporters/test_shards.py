@@ -1,0 +1,141 @@
+"""`--shard i/N` and `dataset merge --shards`: N slices exported apart and merged are the
+export one machine writes, byte for byte in the records, with the same manifest apart from
+when it was made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from exporters.formats import FormatOptions
+from exporters.run import ExportRequest, run_export
+from exporters.selection import Filters
+from exporters.shards import ORDER_FILE, Shard, merge_shards
+from gateway.config import AnonymizeConfig
+from gateway.errors import ConfigError
+from gateway.store.base import Store
+from tests.exporters import traffic
+from tests.exporters.seed import seed
+from tests.exporters.test_cli_export import flywheel
+
+
+def request(fmt: str, shard: Shard | None = None, **filters: Any) -> ExportRequest:
+    options = FormatOptions(system_prompt_variants=traffic.OVERRIDING)
+    return ExportRequest(
+        fmt, Filters(validation_fraction=0.3, seed=2, **filters), options, shard=shard
+    )
+
+
+def timeless(manifest: dict[str, Any], out: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
+    # The card says when it was written; everything else must match.
+    manifest = {k: v for k, v in manifest.items() if k != "created_at"}
+    manifest["files"] = [f for f in manifest["files"] if f["name"] != "README.md"]
+    return manifest, {f["name"]: (out / f["name"]).read_bytes() for f in manifest["files"]}
+
+
+@pytest.mark.parametrize("fmt", ["openai", "huggingface", "kto"])
+@pytest.mark.parametrize("count", [1, 3])
+async def test_shards_merged_are_the_unsharded_export(
+    store: Store, tmp_path: Path, fmt: str, count: int
+) -> None:
+    await seed(store)  # personal data, feedback of every kind
+    await seed(store, traffic.cases())  # duplicates across users, rejected turns across rows
+    config = AnonymizeConfig(salt="s")
+    whole = await run_export(store, config, request(fmt), tmp_path / "whole")
+    folders = []
+    for index in range(count):
+        folder = tmp_path / f"shard-{index}"
+        await run_export(store, config, request(fmt, Shard(index, count)), folder, jobs=1)
+        assert (folder / ORDER_FILE).exists()
+        folders.append(folder)
+    merged = merge_shards(folders[::-1], tmp_path / "merged")  # in any order
+    assert whole["counts"]["records_written"] > 0
+    assert whole["counts"]["dropped"]["duplicate"] > 0
+    assert timeless(merged, tmp_path / "merged") == timeless(whole, tmp_path / "whole")
+
+
+async def test_each_shard_holds_its_own_slice(store: Store, tmp_path: Path) -> None:
+    await seed(store, traffic.cases())
+    config = AnonymizeConfig(salt="s")
+    selected = []
+    for index in range(2):
+        out = tmp_path / str(index)
+        manifest = await run_export(store, config, request("openai", Shard(index, 2)), out)
+        assert manifest["shard"] == {"index": index, "count": 2}
+        selected.append(manifest["counts"]["examples_selected"])
+    whole = await run_export(store, config, request("openai"), tmp_path / "whole")
+    assert all(n > 0 for n in selected)
+    assert sum(selected) == whole["counts"]["examples_selected"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "filters", "message"),
+    [
+        ("dpo", {}, "joins examples"),
+        ("conversations", {}, "joins examples"),
+        ("jsonl", {}, "joins examples"),
+        ("openai", {"max_examples": 5}, "max-examples"),
+    ],
+)
+async def test_what_cannot_be_split_is_refused(
+    store: Store, tmp_path: Path, fmt: str, filters: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        await run_export(
+            store, AnonymizeConfig(), request(fmt, Shard(0, 2), **filters), tmp_path / "out"
+        )
+    assert not (tmp_path / "out").exists()
+
+
+async def test_a_merge_wants_every_shard_once(store: Store, tmp_path: Path) -> None:
+    await seed(store, traffic.cases(requests=30))
+    shard = tmp_path / "0"
+    await run_export(store, AnonymizeConfig(), request("openai", Shard(0, 2)), shard)
+    with pytest.raises(ConfigError, match="shards 0 to 1 of 2"):
+        merge_shards([shard], tmp_path / "merged")
+    whole = tmp_path / "whole"
+    await run_export(store, AnonymizeConfig(), request("openai"), whole)
+    with pytest.raises(ConfigError, match="--shard export"):
+        merge_shards([shard, whole], tmp_path / "merged")
+
+
+@pytest.mark.parametrize("text", ["1/1", "2", "a/b", "-1/2"])
+def test_a_shard_is_i_of_n(text: str) -> None:
+    with pytest.raises(ConfigError, match="--shard"):
+        Shard.parse(text)
+    assert Shard.parse("1/2") == Shard(1, 2)
+
+
+async def test_the_indexed_job_recipe_merges_into_one_export(
+    store: Store, database_url: str, tmp_path: Path
+) -> None:
+    """The README's Kubernetes recipe, as its pods run it: each pod's command with its
+    JOB_COMPLETION_INDEX filled in, then the merge; against one export with `--jobs 2`."""
+    await seed(store)
+    await seed(store, traffic.cases())
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"storage": {"url": database_url}}))
+    done = flywheel(
+        "export", "openai", "--jobs", "2", "--out", str(tmp_path / "whole"), config=config
+    )
+    assert done.returncode == 0, done.stderr
+    for index in range(3):
+        done = flywheel("export", "openai", "--shard", f"{index}/3", "--out",
+                        str(tmp_path / "shards" / str(index)), config=config)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    shards = [str(tmp_path / "shards" / str(index)) for index in range(3)]
+    done = flywheel("dataset", "merge", "--shards", *shards, "--out", str(tmp_path / "merged"),
+                    config=config)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "records from" in done.stdout
+    whole = orjson.loads((tmp_path / "whole" / "manifest.json").read_bytes())
+    merged = orjson.loads((tmp_path / "merged" / "manifest.json").read_bytes())
+    assert timeless(merged, tmp_path / "merged") == timeless(whole, tmp_path / "whole")
+
+    done = flywheel("export", "openai", "--jobs", "0", "--out", str(tmp_path / "x"), config=config)
+    assert done.returncode != 0
+    assert "--jobs must be at least 1" in done.stderr

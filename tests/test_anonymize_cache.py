@@ -1,0 +1,141 @@
+"""The span cache and the rules' pre-checks change what redaction costs, never what it writes:
+on the labelled corpus, cached and pre-checked results equal those of the plain path (every
+rule tried on every text, nothing kept) byte for byte, counts and pseudonym numbers included."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+
+from bench.anonymize_recall import DEFAULT_CORPUS, load_corpus
+from gateway.anonymize import Anonymizer, Redaction
+from gateway.anonymize.engine import SpanCache, _part
+from gateway.anonymize.names import later_mentions
+from gateway.anonymize.patterns import BUILTIN_RULES, DIGIT
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    return [example.text for example in load_corpus(DEFAULT_CORPUS)]
+
+
+class Plain(Anonymizer):
+    """The path before the shortcuts, kept here as the reference: every rule on every text,
+    then names, then later mentions, nothing kept between texts."""
+
+    def redact(self, text: str, people: dict[str, int] | None = None) -> Redaction:
+        spans: list[tuple[int, int, str, str]] = []
+        taken = bytearray(len(text))
+        for rule in self.rules:
+            for match in rule.pattern.finditer(text):
+                start, end, value = _part(match, rule.group)
+                if start == end or any(taken[start:end]):
+                    continue
+                if rule.valid is not None and not rule.valid(value):
+                    continue
+                taken[start:end] = b"\x01" * (end - start)
+                spans.append((start, end, rule.kind, value))
+        spans += [(n.start, n.end, "person", n.text) for n in self.names.find(text, taken)]
+        people = {} if people is None else people
+        for _, _, kind, value in sorted(spans):
+            if kind == "person":
+                self._remember(people, value)
+        spans += [
+            (n.start, n.end, "person", n.text)
+            for n in later_mentions(text, people, taken, self.lexicon)
+        ]
+        return self._replace(text, spans, people)
+
+
+def plain() -> Anonymizer:
+    anonymizer = Plain()
+    anonymizer.rules = tuple(dataclasses.replace(rule, needs=None) for rule in anonymizer.rules)
+    return anonymizer
+
+
+def examples(texts: list[str], count: int) -> list[list[str]]:
+    """Examples of several texts sharing one pseudonym table, drawn with repeats, as an
+    export's rows repeat their system prompts: the same text meets different tables."""
+    rng = random.Random(5)
+    pool = texts + ["\n".join(rng.sample(texts, 4)) for _ in range(200)]
+    return [rng.sample(pool, rng.randint(1, 4)) for _ in range(count)]
+
+
+def redact_all(anonymizer: Anonymizer, rows: list[list[str]]) -> list[tuple[str, dict]]:
+    out = []
+    for row in rows:
+        people: dict[str, int] = {}
+        for text in row:
+            result = anonymizer.redact(text, people)
+            out.append((result.text, dict(result.counts)))
+        out.append(("", dict(people)))
+    return out
+
+
+def test_each_line_of_the_corpus_is_redacted_as_by_the_plain_path(texts: list[str]) -> None:
+    cached = Anonymizer(cache_size=10_000)
+    expected = [plain().redact(text) for text in texts]
+    for _ in range(2):  # the first pass fills the cache, the second reads it
+        assert [cached.redact(text) for text in texts] == expected
+    assert cached.spans.hits >= len(set(texts))
+
+
+@pytest.mark.parametrize("cache_size", [0, 50, 100_000])
+def test_examples_are_redacted_as_by_the_plain_path(texts: list[str], cache_size: int) -> None:
+    """Names found in one text are mentioned in the next, whatever the cache holds; a small
+    cache that keeps evicting gives the same result as a large one."""
+    rows = examples(texts, 1_500)
+    cached = Anonymizer(cache_size=cache_size)
+    assert redact_all(cached, rows) == redact_all(plain(), rows)
+    if cache_size:
+        assert cached.spans.hits > 0
+        assert len(cached.spans._spans) <= cache_size
+
+
+@pytest.mark.parametrize("cache_size", [0, 100])
+def test_a_name_found_earlier_is_redacted_in_a_text_with_nothing_else(cache_size: int) -> None:
+    rows = [["Pasient: Oluwaseun Adeyemi.", "Oluwaseun kom tilbake.", "Oluwaseun kom tilbake."]] * 2
+    cached = Anonymizer(cache_size=cache_size)
+    assert redact_all(cached, rows) == redact_all(plain(), rows)
+    assert "Oluwaseun" not in "".join(text for text, _ in redact_all(cached, rows))
+
+
+def test_the_cache_keeps_at_most_its_size_and_drops_the_least_recently_used() -> None:
+    cache = SpanCache(2)
+    a, b, c = (cache.key(text) for text in ("a", "b", "c"))
+    cache.put(a, ())
+    cache.put(b, ((0, 1, "email", "b"),))
+    assert cache.get(a) == ()  # a is now the most recently used
+    cache.put(c, ())
+    assert cache.get(b) is None
+    assert cache.get(a) == () and cache.get(c) == ()
+
+
+def test_every_builtin_rule_match_holds_what_its_pre_check_asks_for(texts: list[str]) -> None:
+    """A pre-check that a match can lack would skip personal data: each rule's matches on the
+    corpus (and on texts made to match) contain its pre-check."""
+    samples = [
+        *texts,
+        "sk-proj-abcdef1234 AKIAABCDEFGHIJKLMNOP hf_" + "a" * 30,
+        "Bearer abcdefghijklmnopqrstu",
+        "AWS wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "redis://:pw@host password=hunter22",
+        "fe80::1:2:3:4 and 2001:db8:0:0:0:0:2:1",
+    ]
+    matched = set()
+    for rule in BUILTIN_RULES:
+        assert rule.needs is not None, rule.kind
+        for text in samples:
+            for match in rule.pattern.finditer(text):
+                matched.add(rule.pattern.pattern)
+                # Seven characters back: `(?<=Bearer )` holds its mark before the match.
+                window = text[max(0, match.start() - 7) : match.end()]
+                assert rule.needs.search(window), (rule.kind, match.group())
+    assert len(matched) == len(BUILTIN_RULES)
+
+
+def test_a_unicode_digit_is_a_digit_for_the_pre_check() -> None:
+    # The rules' \d matches Arabic-Indic digits; a [0-9] pre-check would skip the rule.
+    assert DIGIT.search("\u0663")
