@@ -18,7 +18,7 @@ from aiohttp import web
 
 from gateway.apis import messages
 from gateway.apis.base import Assembler
-from gateway.errors import ApiError, UpstreamError
+from gateway.errors import ApiError, InternalError, UpstreamError
 from gateway.providers import UpstreamResponse
 from gateway.proxy.exchange import DERIVATION_FAILED, Exchange
 from gateway.proxy.translated import TranslatedAnswer
@@ -40,8 +40,12 @@ async def relay_body(
         if not isinstance(parsed, dict):
             provider = exchange.route.provider if exchange.route else "unknown"
             return exchange.refuse(UpstreamError(provider, "answered with a body that is not JSON"))
-        assembler.load(parsed)
-        body, content_type = assembler.body(), "application/json"
+        try:
+            assembler.load(parsed)
+            body, content_type = assembler.body(), "application/json"
+        except Exception:  # a bug in the translation: still answered, logged and recorded
+            log.exception("interaction %s: the answer could not be translated", it.id)
+            return exchange.refuse(InternalError(it.id))
     elif isinstance(assembler, TranslatedAnswer) and it.endpoint == messages.ENDPOINT:
         # A chat provider's error, in the shape the Messages client reads.
         body = orjson.dumps(messages.error_from_chat(upstream.status, _parse(body)))
