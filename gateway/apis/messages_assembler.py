@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.apis.messages_common import (
-    SseSplitter,
     as_dict,
     as_list,
     count,
@@ -26,6 +25,7 @@ from gateway.apis.messages_common import (
     text,
     usage_to_chat,
 )
+from gateway.apis.sse import SseSplitter
 from gateway.proxy.assembler import MAX_KEPT_CHARS
 
 _MAX_BLOCKS = 1024  # a block index past this is garbage, read as block 0

@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 from gateway.apis.messages_common import (
-    SseSplitter,
     as_dict,
     as_list,
     chat_event,
@@ -30,6 +29,7 @@ from gateway.apis.messages_common import (
     tool_use_id,
     usage_to_chat,
 )
+from gateway.apis.sse import SseSplitter
 
 # What Anthropic must be told when the chat request set no limit.
 DEFAULT_MAX_TOKENS = 4096

@@ -67,39 +67,6 @@ def content_text(content: Any) -> str:
     return text(content)
 
 
-# -- SSE ---------------------------------------------------------------------------------------
-
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-_EVENT_END_OVERLAP = 3  # an event end may straddle two reads
-
-
-class SseSplitter:
-    """Cuts a byte stream into whole SSE events (each with its blank-line end), searching
-    only new bytes so the work stays linear in what is fed."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._searched = 0
-
-    def feed(self, data: bytes) -> list[bytes]:
-        self._buffer += data
-        events = []
-        start = 0
-        for match in _EVENT_END.finditer(self._buffer, max(self._searched - _EVENT_END_OVERLAP, 0)):
-            events.append(bytes(self._buffer[start : match.end()]))
-            start = match.end()
-        del self._buffer[:start]
-        self._searched = len(self._buffer)
-        return events
-
-    def rest(self) -> bytes:
-        """An unterminated last event (the upstream body ended without its blank line)."""
-        rest = bytes(self._buffer)
-        self._buffer.clear()
-        self._searched = 0
-        return rest
-
-
 def sse_fields(event: bytes) -> tuple[str | None, bytes]:
     """An event's name (`event:` line) and its data (`data:` lines joined)."""
     name = None

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.apis.messages_common import (
-    SseSplitter,
     anthropic_event,
     as_dict,
     as_list,
@@ -33,6 +32,7 @@ from gateway.apis.messages_common import (
     tool_use_id,
     usage_from_chat,
 )
+from gateway.apis.sse import SseSplitter
 
 _MAX_TOOL_CALLS = 1024  # a tool-call index past this is garbage, read as call 0
 

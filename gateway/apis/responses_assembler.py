@@ -16,9 +16,8 @@ from typing import Any
 import orjson
 
 from gateway.apis.responses_to_chat import to_chat_response, usage_to_chat
+from gateway.apis.sse import SseSplitter
 from gateway.proxy.assembler import (
-    _EVENT_END,
-    _EVENT_END_OVERLAP,
     MAX_KEPT_CHARS,
     _dict,
     _list,
@@ -96,26 +95,17 @@ class Assembler:
         self._final: dict[str, Any] | None = None  # the response of the stream's last event
         self._items: dict[int, _Partial] = {}
         self._kept = 0
-        self._buffer = bytearray()
-        self._searched = 0
+        self._events = SseSplitter()
 
     # -- streams -----------------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> bytes:
-        self._buffer += data
-        out, start = [], 0
-        for match in _EVENT_END.finditer(self._buffer, max(self._searched - _EVENT_END_OVERLAP, 0)):
-            event = bytes(self._buffer[start : match.end()])
-            start = match.end()
+        events = self._events.feed(data)
+        for event in events:
             self._on_event(event, now)
-            out.append(event)
-        del self._buffer[:start]
-        self._searched = len(self._buffer)
-        return b"".join(out)
+        return b"".join(events)
 
     def flush(self, now: float) -> bytes:
-        rest = bytes(self._buffer)
-        self._buffer.clear()
-        self._searched = 0
+        rest = self._events.rest()
         if not rest.strip():
             return b""
         self._on_event(rest, now)

@@ -30,7 +30,8 @@ from gateway.apis.responses_output import (
     text_part,
     usage_from_chat,
 )
-from gateway.proxy.assembler import _EVENT_END, _EVENT_END_OVERLAP, _dict, _index, _list, _text
+from gateway.apis.sse import SseSplitter
+from gateway.proxy.assembler import _dict, _index, _list, _text
 
 # The error a response.failed carries (its `code` is one of a fixed set in the API).
 _CUT_SHORT = "The upstream provider ended the stream before the answer was complete."
@@ -79,8 +80,7 @@ class ChatStreamTranslator:
         self._sequence = 0
         self._started = False
         self._closed = False
-        self._buffer = bytearray()
-        self._searched = 0
+        self._events = SseSplitter()
         self._base = ""
         self._created: Any = None
         self._model: Any = None
@@ -92,20 +92,10 @@ class ChatStreamTranslator:
 
     # -- the protocol ------------------------------------------------------------------------
     def feed(self, events: bytes) -> bytes:
-        self._buffer += events
-        out, start = [], 0
-        # Only new bytes are searched, as in the chat assembler: linear in an event's length.
-        for match in _EVENT_END.finditer(self._buffer, max(self._searched - _EVENT_END_OVERLAP, 0)):
-            out.append(self._on_event(bytes(self._buffer[start : match.end()])))
-            start = match.end()
-        del self._buffer[:start]
-        self._searched = len(self._buffer)
-        return b"".join(out)
+        return b"".join(self._on_event(event) for event in self._events.feed(events))
 
     def finish(self) -> bytes:
-        rest = bytes(self._buffer).strip()
-        self._buffer.clear()
-        self._searched = 0
+        rest = self._events.rest().strip()
         out = self._on_event(rest) if rest else b""
         if self._closed:
             return out

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
-from gateway.admin.params import decode_cursor, encode_cursor, interaction_query
+from gateway.admin.params import LIST_PARAMS, decode_cursor, encode_cursor, interaction_query
 from gateway.console import conversation, judging
 from gateway.console.diff import word_diff
 from gateway.console.guard import REVIEW, page, render
@@ -29,22 +29,8 @@ from gateway.records.feedback import OUTCOMES, latest
 from gateway.store import ReviewStore
 
 PAGE_SIZE = 50
-# Kept between pages and carried to the detail page: the filters, not the paging.
-FILTERS = (
-    "since",
-    "until",
-    "model",
-    "variant",
-    "status",
-    "user",
-    "session",
-    "tag",
-    "has_feedback",
-    "outcome",
-    "min_rating",
-    "quality_flag",
-    "q",
-)
+# Kept between pages and carried to the detail page: the review API's filters, not its paging.
+FILTERS = tuple(name for name in LIST_PARAMS if name not in ("cursor", "limit"))
 
 
 def filters(params: MultiMapping[str]) -> MultiDict[str]:

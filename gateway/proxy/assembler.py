@@ -13,15 +13,13 @@ fed; how large an event may grow is bounded before it gets here (gateway/provide
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-# An event end may straddle two reads: a new search starts this far back into the old bytes.
-_EVENT_END_OVERLAP = 3
+from gateway.apis.sse import SseSplitter
+
 # OpenAI allows up to 128 choices (`n`); an index past this is garbage, read as choice 0.
 _MAX_CHOICES = 1024
 # Text kept of one streamed answer, as much as a whole answer may have by default
@@ -75,32 +73,21 @@ class ResponseAssembler:
         self.truncated = False  # a streamed answer past MAX_KEPT_CHARS: its text was cut there
         self._kept = 0  # characters of streamed text kept so far
         self._choices: dict[int, _Choice] = {}
-        self._buffer = bytearray()  # the start of an event not yet ended
-        self._searched = 0  # bytes of the buffer already searched for an event's end
+        self._events = SseSplitter()
 
     # -- streams -------------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> bytes:
         """Take bytes from upstream; return the bytes to forward to the client now."""
-        self._buffer += data
         out = []
-        start = 0
-        # Only new bytes are searched: searching the whole buffer on every read is quadratic
-        # in the length of an event (10 MB without an event end took seconds of loop time).
-        for match in _EVENT_END.finditer(self._buffer, max(self._searched - _EVENT_END_OVERLAP, 0)):
-            event = bytes(self._buffer[start : match.end()])
-            start = match.end()
+        for event in self._events.feed(data):
             passed = self._on_event(event, now)
             if passed is not None:
                 out.append(passed)
-        del self._buffer[:start]
-        self._searched = len(self._buffer)
         return b"".join(out)
 
     def flush(self, now: float) -> bytes:
         """At end of stream: an unterminated last event is still read, and passed on if sane."""
-        rest = bytes(self._buffer)
-        self._buffer.clear()
-        self._searched = 0
+        rest = self._events.rest()
         passed = self._on_event(rest, now) if rest.strip() else None
         return passed + b"\n\n" if passed is not None else b""
 
