@@ -135,11 +135,13 @@ async def poll_run(
         return run
     before = run["status"]
     _apply(run, state)
+    if before != SUCCEEDED and run["status"] == SUCCEEDED:
+        # The version (and its canary) first, so whoever sees `succeeded` sees the model serving;
+        # if this replica dies in between, the next poll registers it (once: see register_version).
+        await register_version(store, config, run, router)
     if run["status"] != before or state.result_model:
         run["updated_at"] = datetime.now(UTC)
         await store.save_tuning_run(run)
-    if before != SUCCEEDED and run["status"] == SUCCEEDED:
-        await register_version(store, config, run, router)
     return run
 
 
@@ -154,22 +156,26 @@ async def complete_local(
         raise ValidationFailed(f"run {run_id} is {run['status']}, not {RECIPE_WRITTEN}")
     now = datetime.now(UTC)
     run.update(status=SUCCEEDED, result_model=result_model, finished_at=now, updated_at=now)
-    await store.save_tuning_run(run)
     await register_version(store, config, run, router)
+    await store.save_tuning_run(run)
     return run
 
 
 async def register_version(
     store: Store, config: Config, run: dict[str, Any], router: Router | None = None
 ) -> dict[str, Any]:
-    """The run's model as a version of `run.model` (or of itself), with its lineage."""
+    """The run's model as a version of `run.model` (or of itself), with its lineage; once."""
+    model = run.get("model") or run["result_model"]
+    for existing in await store.model_versions(model):
+        if existing.get("tuning_run_id") == run["id"]:
+            return existing
     launcher = config.tuning.launchers.get(run["launcher"])
     now = datetime.now(UTC)
     version = {
         "id": str(uuid7()),
         "created_at": now,
         "updated_at": now,
-        "model": run.get("model") or run["result_model"],
+        "model": model,
         "variant": f"ft-{run['id'][-8:]}",
         "provider": (launcher.serve_with if launcher else None) or run["launcher"],
         "upstream_model": run["result_model"],
