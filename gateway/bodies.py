@@ -55,8 +55,11 @@ async def read_body(
             f"Content-Type must be {content_type}, got '{request.content_type}'."
         )
     try:
-        async with asyncio.timeout(read_seconds):
-            raw = await request.read()
+        if request.content.is_eof():
+            raw = await request.read()  # already here whole (most bodies): no timer to arm
+        else:
+            async with asyncio.timeout(read_seconds):
+                raw = await request.read()
     except TimeoutError:
         raise RequestTimeout(
             f"The request body did not arrive within {read_seconds:g} seconds."

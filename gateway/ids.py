@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import os
+import random
 import time
-import uuid
+
+# Ids must be unique, not secret (a feedback token, not the id, is what grants anything), so the
+# random bits come from the process's Mersenne Twister (reseeded after a fork) rather than a
+# syscall per id: this runs on every request.
+_random = random.getrandbits
 
 
-def uuid7() -> uuid.UUID:
-    """A UUIDv7: 48-bit Unix milliseconds, version 7, then 74 random bits."""
+def uuid7() -> str:
+    """A UUIDv7 in its canonical text form: 48-bit Unix milliseconds, version 7, 74 random bits."""
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
     value = (millis & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76  # version
-    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a, 12 bits
+    value |= _random(12) << 64  # rand_a
     value |= 0b10 << 62  # RFC 4122 variant
-    value |= rand & ((1 << 62) - 1)  # rand_b, 62 bits
-    return uuid.UUID(int=value)
+    value |= _random(62)  # rand_b
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

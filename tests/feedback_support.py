@@ -149,7 +149,7 @@ def _seed_interactions() -> dict[str, Interaction]:
         text = ANSWERS.get(name, f"answer number {n}")
         failed = spec.get("status") == ERROR
         seeded[name] = Interaction(
-            id=str(uuid7()),
+            id=uuid7(),
             created_at=T0 + timedelta(hours=n),
             endpoint="chat/completions",
             request={"messages": [{"role": "user", "content": f"question {n}"}]},
@@ -179,7 +179,7 @@ def _seed_feedback(ids: dict[str, str]) -> list[Feedback]:
     ]
     return [
         Feedback(
-            id=str(uuid7()),
+            id=uuid7(),
             interaction_id=ids[name],
             created_at=T0 + timedelta(days=1, minutes=n),
             correction_type="minor_edit" if "correction" in fields else None,

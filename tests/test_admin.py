@@ -133,7 +133,7 @@ async def test_one_interaction_with_its_feedback(
     assert answer.body["feedback"]["latest"] == {"rating": 4, "outcome": "rejected"}
     quiet = await _get(gateway, f"/admin/interactions/{seeded['i9']}")
     assert quiet.body["feedback"] == {"events": [], "latest": {}}
-    for missing in (str(uuid7()), "not-a-uuid"):
+    for missing in (uuid7(), "not-a-uuid"):
         answer = await _get(gateway, f"/admin/interactions/{missing}")
         assert (answer.status, answer.body["error"]["code"]) == (404, "not_found")
 

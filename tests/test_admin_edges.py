@@ -43,7 +43,7 @@ def _assert_422(answer: Any, param: str) -> None:
 
 
 def _cursor(created_at: str) -> str:
-    raw = orjson.dumps([created_at, str(uuid7())])
+    raw = orjson.dumps([created_at, uuid7()])
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
@@ -138,7 +138,7 @@ async def _big_rows(gateway: GatewayHarness) -> list[str]:
     last one failed."""
     rows = [
         Interaction(
-            id=str(uuid7()),
+            id=uuid7(),
             created_at=datetime.now(UTC),
             endpoint="chat/completions",
             requested_model="fake-chat",

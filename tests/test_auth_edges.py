@@ -83,7 +83,7 @@ async def test_undecodable_or_non_ascii_keys_are_401_in_openais_shape(
     keyed: GatewayHarness, path: str, authorization: bytes
 ) -> None:
     method = "POST" if path == "/v1/feedback" else "GET"
-    body = orjson.dumps({"interaction_id": str(uuid7()), "thumbs": "up"})
+    body = orjson.dumps({"interaction_id": uuid7(), "thumbs": "up"})
     headers: dict[str, str | bytes] = {
         "Authorization": authorization,
         "Content-Type": "application/json",
@@ -101,7 +101,7 @@ async def test_undecodable_or_non_ascii_keys_are_401_in_openais_shape(
 async def test_a_non_ascii_feedback_token_header_is_401(
     keyed: GatewayHarness, token: bytes
 ) -> None:
-    body = orjson.dumps({"interaction_id": str(uuid7()), "thumbs": "up"})
+    body = orjson.dumps({"interaction_id": uuid7(), "thumbs": "up"})
     headers: dict[str, str | bytes] = {
         "Flywheel-Feedback-Token": token,
         "Content-Type": "application/json",
@@ -136,7 +136,7 @@ async def test_a_key_rates_only_its_own_interactions_and_learns_nothing_of_other
     gateway = await make_gateway(_keyed_config(upstream, database_url))
     alices, alices_response = await _chat(gateway, "fw-alice")
     bobs, _ = await _chat(gateway, "fw-bob")
-    never_issued = str(uuid7())
+    never_issued = uuid7()
 
     async def bob_rates(body: Any) -> Any:
         return await post_feedback(gateway, body, _bearer("fw-bob"))

@@ -124,7 +124,7 @@ async def test_a_batch_is_stored_in_order(gateway: GatewayHarness) -> None:
 
 async def test_unknown_interactions_are_404_and_nothing_is_stored(gateway: GatewayHarness) -> None:
     known, _, _ = await chat(gateway)
-    never_issued = str(uuid7())
+    never_issued = uuid7()
     answer = await post_feedback(gateway, {"interaction_id": never_issued, "thumbs": "up"})
     _assert_error(answer, 404, "not_found", "interaction_id")
     assert never_issued in answer.body["error"]["message"]
@@ -395,7 +395,7 @@ async def test_expired_and_tampered_tokens_are_401(keyed_gateway: GatewayHarness
 
 def test_issuing_a_token_costs_a_few_microseconds() -> None:
     tokens = FeedbackTokens(SECRET, 3600)
-    interaction_id = str(uuid7())
+    interaction_id = uuid7()
     rounds = 20_000
     started = time.perf_counter()
     for _ in range(rounds):
@@ -475,7 +475,7 @@ async def test_the_browser_script_and_example_are_served(gateway: GatewayHarness
 
 
 # -- validation -----------------------------------------------------------------------------
-ID = str(uuid7())
+ID = uuid7()
 
 
 @pytest.mark.parametrize(

@@ -122,7 +122,7 @@ SECRET = "unit-test-secret-0123456789abcdefgh"
 
 def test_token_round_trip_and_format() -> None:
     tokens = FeedbackTokens(SECRET, ttl_seconds=60)
-    interaction_id = str(uuid7())
+    interaction_id = uuid7()
     token = tokens.issue(interaction_id)
     version, token_id, expiry, signature = token.split(".")
     assert (version, token_id) == ("v1", interaction_id)
@@ -143,7 +143,7 @@ def test_malformed_tokens_are_refused(bad: str) -> None:
 
 def test_expiry_is_checked_against_now() -> None:
     tokens = FeedbackTokens(SECRET, 60)
-    token = tokens.issue(str(uuid7()), expires_at=1_000)
+    token = tokens.issue(uuid7(), expires_at=1_000)
     assert tokens.verify(token, now=999).expires_at == 1_000
     with pytest.raises(AuthenticationFailed, match="expired") as caught:
         tokens.verify(token, now=1_000)
@@ -151,7 +151,7 @@ def test_expiry_is_checked_against_now() -> None:
 
 
 def test_another_secret_does_not_verify() -> None:
-    token = FeedbackTokens(SECRET, 60).issue(str(uuid7()))
+    token = FeedbackTokens(SECRET, 60).issue(uuid7())
     with pytest.raises(AuthenticationFailed, match="altered"):
         FeedbackTokens(SECRET + "x", 60).verify(token)
 

@@ -136,7 +136,7 @@ async def test_the_policy_picks_rows_by_model_or_tag(
 
 def _row(content: str) -> Interaction:
     return Interaction(
-        id=str(uuid7()),
+        id=uuid7(),
         created_at=datetime.now(UTC),
         endpoint="chat/completions",
         requested_model="fake-chat",

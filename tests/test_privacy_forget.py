@@ -90,7 +90,7 @@ async def _counts(url: str, user: str) -> tuple[int, int]:
 
 def _row(user: str, created_at: datetime | None = None) -> Interaction:
     return Interaction(
-        id=str(uuid7()),
+        id=uuid7(),
         created_at=created_at or datetime.now(UTC),
         endpoint="chat/completions",
         user=user,

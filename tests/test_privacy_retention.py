@@ -37,17 +37,17 @@ async def store(database_url: str) -> AsyncIterator[Store]:
 
 
 def _interaction(created_at: datetime) -> Interaction:
-    return Interaction(id=str(uuid7()), created_at=created_at, endpoint="chat/completions")
+    return Interaction(id=uuid7(), created_at=created_at, endpoint="chat/completions")
 
 
 def _feedback(interaction_id: str, created_at: datetime) -> Feedback:
-    return Feedback(id=str(uuid7()), interaction_id=interaction_id, created_at=created_at, rating=3)
+    return Feedback(id=uuid7(), interaction_id=interaction_id, created_at=created_at, rating=3)
 
 
 async def _run(store: Store, started: datetime, folder: Path) -> str:
     folder.mkdir(parents=True)
     (folder / "manifest.json").write_text("{}")
-    run_id = str(uuid7())
+    run_id = uuid7()
     await store.save_export_run(
         {
             "id": run_id,
@@ -78,7 +78,7 @@ async def test_a_pass_deletes_exactly_what_is_older_than_its_days(
     old_run = await _run(store, OLD, tmp_path / "old-run")
     new_run = await _run(store, NEW, tmp_path / "new-run")
     for created_at in (OLD, NEW):
-        await store.insert_audit({"id": str(uuid7()), "created_at": created_at, "action": "x"})
+        await store.insert_audit({"id": uuid7(), "created_at": created_at, "action": "x"})
     policy = RetentionConfig(
         interactions=30, feedback=30, export_runs=30, audit_log=30, batch_size=7, pause=0
     )

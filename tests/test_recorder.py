@@ -67,7 +67,7 @@ class OutageStore(CountingStore):
 
 def _interaction(n: int = 0) -> Interaction:
     return Interaction(
-        id=str(uuid7()),
+        id=uuid7(),
         created_at=datetime.now(UTC),
         endpoint="chat/completions",
         requested_model="demo",

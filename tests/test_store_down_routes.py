@@ -21,19 +21,19 @@ from tests.fake_upstream import FakeUpstream
 ADMIN_KEY = "fw-ops-key"
 # What to put in each path parameter: ids that are well formed (a malformed one answers 404
 # before the store is asked) and a model the config routes (else 404 model_not_found).
-PATH_VALUES = {"id": str(uuid7()), "model": "gpt-4o-mini", "name": "train.jsonl"}
+PATH_VALUES = {"id": uuid7(), "model": "gpt-4o-mini", "name": "train.jsonl"}
 # Query string and JSON body of the routes that need one to reach the store.
 REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/admin/exports/preview"): {"params": {"format": "openai"}},
     ("POST", "/admin/exports"): {"json": {"format": "openai"}},
     # An id this gateway never issued, so only the store can say whether it exists.
-    ("POST", "/v1/feedback"): {"json": {"interaction_id": str(uuid7()), "thumbs": "up"}},
+    ("POST", "/v1/feedback"): {"json": {"interaction_id": uuid7(), "thumbs": "up"}},
     ("POST", "/admin/tuning/runs"): {
         "json": {
             "launcher": "local",
             "base_model": "gpt-4o-mini",
             "model": "gpt-4o-mini",
-            "export_run_id": str(uuid7()),  # only the store knows whether this run exists
+            "export_run_id": uuid7(),  # only the store knows whether this run exists
         }
     },
     ("POST", "/admin/tuning/runs/{id}/complete"): {"json": {"model": "ft:gpt-4o-mini:1"}},

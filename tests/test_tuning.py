@@ -75,7 +75,7 @@ async def _export_run(store: Store, tmp_path: Path, fmt: str = "openai") -> dict
     manifest = {"format": fmt, "counts": {"records_written": 2}}
     (out / "manifest.json").write_text(json.dumps(manifest))
     run = {
-        "id": str(uuid7()),
+        "id": uuid7(),
         "job": None,
         "format": fmt,
         "status": "succeeded",

@@ -287,7 +287,9 @@ def test_whole_body_is_stored_as_is() -> None:
 # -- uuid7 ----------------------------------------------------------------------------------
 def test_uuid7_version_and_variant() -> None:
     for _ in range(200):
-        value = uuid7()
+        text = uuid7()
+        value = uuid.UUID(text)
+        assert str(value) == text  # canonical: lower-case hex, dashes where RFC 9562 puts them
         assert value.version == 7
         assert value.variant == uuid.RFC_4122
         assert str(value)[14] == "7"
@@ -296,7 +298,7 @@ def test_uuid7_version_and_variant() -> None:
 
 def test_uuid7_embeds_the_current_millisecond() -> None:
     before = time.time_ns() // 1_000_000
-    value = uuid7()
+    value = uuid.UUID(uuid7())
     after = time.time_ns() // 1_000_000
     assert before <= value.int >> 80 <= after
 
@@ -304,7 +306,7 @@ def test_uuid7_embeds_the_current_millisecond() -> None:
 def test_uuid7_sorts_in_creation_order_across_milliseconds() -> None:
     ids = []
     for _ in range(20):
-        ids.append(uuid7())
+        ids.append(uuid.UUID(uuid7()))
         start = time.monotonic()
         while time.monotonic() - start < 0.0015:  # step into the next millisecond
             pass

@@ -72,7 +72,7 @@ async def start(request: web.Request) -> web.Response:
         expected = ", ".join(_START_FIELDS)
         raise ValidationFailed(f"`{unknown[0]}` is not a field ({expected}).", param=unknown[0])
     config = request.app[CONFIG]
-    run_id = str(uuid7())
+    run_id = uuid7()
     if "job" in body:
         job, run_all = body["job"], body.get("all", False)
         if not isinstance(job, str):

@@ -20,6 +20,9 @@ class SseSplitter:
         self._searched = 0  # bytes of the buffer already searched for an event's end
 
     def feed(self, data: bytes) -> list[bytes]:
+        end = len(data) - 2
+        if not self._buffer and end >= 0 and data.find(b"\n\n") == end and b"\r" not in data:
+            return [data]  # the common read: exactly one whole event, nothing held over
         self._buffer += data
         events = []
         start = 0

@@ -106,7 +106,7 @@ async def download(request: web.Request, session: Session) -> web.StreamResponse
 
 
 async def _start(request: web.Request, action: str, spec: dict[str, Any]) -> web.StreamResponse:
-    run_id = str(uuid7())
+    run_id = uuid7()
     # As the API does: with the database down the run could not record why it failed.
     reachable: Reachable = reader(request)
     await reachable.ping()

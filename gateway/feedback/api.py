@@ -186,7 +186,7 @@ def _events(
     # created_at` keeps that order, and so does "the latest value of each field".
     return [
         Feedback(
-            id=str(uuid7()),
+            id=uuid7(),
             interaction_id=interaction_id,
             created_at=now + timedelta(microseconds=n),
             api_key_name=key_name,

@@ -47,7 +47,7 @@ async def record_action(
     detail: Mapping[str, Any] | None = None,
 ) -> None:
     entry = {
-        "id": str(uuid7()),
+        "id": uuid7(),
         "created_at": datetime.now(UTC),
         "actor": actor,
         "action": action,

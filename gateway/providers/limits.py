@@ -30,11 +30,18 @@ class Limits:
     total_timeout: float
     max_response_bytes: int
     max_stream_bytes: int
+    # How long the adapter lets one chunk take (aiohttp's sock_read on raw reads); None when a
+    # chunk may take longer than a socket read (a library that swallows keep-alive events).
+    read_timeout: float | None = None
 
     @classmethod
-    def of(cls, config: ProviderConfig) -> Limits:
+    def of(cls, config: ProviderConfig, *, chunks_are_reads: bool = False) -> Limits:
         return cls(
-            config.name, config.total_timeout, config.max_response_bytes, config.max_stream_bytes
+            config.name,
+            config.total_timeout,
+            config.max_response_bytes,
+            config.max_stream_bytes,
+            config.read_timeout if chunks_are_reads else None,
         )
 
     def deadline(self) -> float:
@@ -73,13 +80,18 @@ class Limits:
         size = 0
         pending = 0  # bytes since the last end of an event
         tail = b""  # the end of the previous chunk: an event's end may straddle two chunks
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                async with self.until(deadline):
-                    try:
-                        chunk = await anext(chunks)
-                    except StopAsyncIteration:
-                        return
+                if self.read_timeout is not None and loop.time() + self.read_timeout < deadline:
+                    # This read ends, or fails on the read timeout, before the deadline: no
+                    # timer of ours needed (arming one per chunk was most of a stream's cost).
+                    chunk = await anext(chunks, None)
+                else:
+                    async with self.until(deadline):
+                        chunk = await anext(chunks, None)
+                if chunk is None:
+                    return
                 size += len(chunk)
                 if size > self.max_stream_bytes:
                     raise self._too_large("the stream", "max_stream_bytes", self.max_stream_bytes)

@@ -37,7 +37,8 @@ class OpenAICompatProvider:
         # URLs built once: parsing one per request is measurable at thousands of requests/s.
         self._urls = {endpoint: self._url(endpoint) for endpoint in self.native}
         self._session = session
-        self._limits = Limits.of(config)
+        # Its chunks are the socket's reads, each bounded by sock_read=read_timeout.
+        self._limits = Limits.of(config, chunks_are_reads=True)
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=config.connect_timeout, sock_read=config.read_timeout
         )

@@ -93,9 +93,16 @@ class ResponseAssembler:
 
     def _on_event(self, event: bytes, now: float) -> bytes | None:
         """Read one event; the bytes to pass on for it, or None to drop it."""
-        data = b"\n".join(
-            line[5:].lstrip(b" ") for line in event.splitlines() if line.startswith(b"data:")
-        )
+        if (
+            event.startswith(b"data:")
+            and event.find(b"\n") == len(event) - 2
+            and b"\r" not in event
+        ):
+            data = event[5:-2].lstrip(b" ")  # nearly every event: one data line, a blank line
+        else:
+            data = b"\n".join(
+                line[5:].lstrip(b" ") for line in event.splitlines() if line.startswith(b"data:")
+            )
         if not data:
             return event  # comments and keep-alives pass through
         if data == b"[DONE]":
@@ -123,30 +130,41 @@ class ResponseAssembler:
         return event
 
     def _apply_delta(self, payload: dict[str, Any]) -> bool:
-        """Merge one streamed choice; True when it carried generated output."""
-        choice = self._choices.setdefault(_index(payload.get("index")), _Choice())
-        if _text(payload.get("finish_reason")):
-            choice.finish_reason = payload["finish_reason"]
-        if isinstance(payload.get("logprobs"), dict):
-            self._keep_logprobs(choice, payload["logprobs"])
+        """Merge one streamed choice; True when it carried generated output. Runs for every
+        chunk of every stream, hence the members read one pass over the delta."""
+        index = _index(payload.get("index"))
+        choice = self._choices.get(index)
+        if choice is None:
+            choice = self._choices[index] = _Choice()
+        finish_reason = payload.get("finish_reason")
+        if finish_reason and isinstance(finish_reason, str):
+            choice.finish_reason = finish_reason
+        logprobs = payload.get("logprobs")
+        if logprobs and isinstance(logprobs, dict):
+            self._keep_logprobs(choice, logprobs)
         if "text" in payload:  # legacy completions
             return self._keep(choice.content, payload["text"])
         delta = payload.get("delta")
         if not isinstance(delta, dict):
             return False
-        if _text(delta.get("role")):
-            choice.role = delta["role"]
         produced = False
-        for key, parts in (
-            ("content", choice.content),
-            ("reasoning_content", choice.reasoning),
-            ("refusal", choice.refusal),
-        ):
-            produced = self._keep(parts, delta.get(key)) or produced
-        for call in _list(delta.get("tool_calls")):
-            if isinstance(call, dict):
-                self._merge_tool_call(choice, call)
-                produced = True
+        for key, value in delta.items():
+            if value is None:
+                continue
+            if key == "content":
+                produced = self._keep(choice.content, value) or produced
+            elif key == "role":
+                if value and isinstance(value, str):
+                    choice.role = value
+            elif key == "reasoning_content":
+                produced = self._keep(choice.reasoning, value) or produced
+            elif key == "refusal":
+                produced = self._keep(choice.refusal, value) or produced
+            elif key == "tool_calls":
+                for call in _list(value):
+                    if isinstance(call, dict):
+                        self._merge_tool_call(choice, call)
+                        produced = True
         return produced
 
     def _merge_tool_call(self, choice: _Choice, call: dict[str, Any]) -> None:
@@ -173,7 +191,7 @@ class ResponseAssembler:
 
     def _keep(self, parts: list[str], value: Any) -> bool:
         """Keep a piece of streamed text while under MAX_KEPT_CHARS; True when there was one."""
-        if not _text(value):
+        if not value or not isinstance(value, str):
             return False
         if self._kept + len(value) <= MAX_KEPT_CHARS:
             parts.append(value)

@@ -38,7 +38,7 @@ class Exchange:
         self.request = request
         self.started = time.perf_counter()
         self.interaction = Interaction(
-            id=str(uuid7()),
+            id=uuid7(),
             created_at=datetime.now(UTC),
             endpoint=endpoint,
             api_key_name=request.get(KEY_NAME),

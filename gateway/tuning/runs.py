@@ -75,7 +75,7 @@ async def start_run(
     method = _method(launcher, export["format"])
     now = datetime.now(UTC)
     run: dict[str, Any] = {
-        "id": str(uuid7()),
+        "id": uuid7(),
         "created_at": now,
         "updated_at": now,
         "export_run_id": export["id"],
@@ -172,7 +172,7 @@ async def register_version(
     launcher = config.tuning.launchers.get(run["launcher"])
     now = datetime.now(UTC)
     version = {
-        "id": str(uuid7()),
+        "id": uuid7(),
         "created_at": now,
         "updated_at": now,
         "model": model,

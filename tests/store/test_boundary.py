@@ -31,7 +31,7 @@ def _lock(store: Store) -> Awaitable[Any]:
     return hold()
 
 
-ANY_ID = str(uuid7())
+ANY_ID = uuid7()
 CALLS: dict[str, Callable[[Store], Awaitable[Any]]] = {
     "migrate": lambda s: s.migrate(),
     "ping": lambda s: s.ping(),

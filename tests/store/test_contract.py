@@ -74,7 +74,7 @@ async def store(database_url: str) -> AsyncIterator[Store]:
 def _full_interaction(**overrides: Any) -> Interaction:
     """An interaction with every field set to a non-default value."""
     values: dict[str, Any] = {
-        "id": str(uuid7()),
+        "id": uuid7(),
         "created_at": datetime(2025, 3, 14, 15, 9, 26, 535897, tzinfo=UTC),
         "endpoint": "chat/completions",
         "requested_model": "gpt-4o-mini",
@@ -211,7 +211,7 @@ async def test_every_field_round_trips(store: Store) -> None:
 
 async def test_defaults_and_nulls_round_trip(store: Store) -> None:
     interaction = Interaction(
-        id=str(uuid7()), created_at=datetime(2025, 1, 1, tzinfo=UTC), endpoint="embeddings"
+        id=uuid7(), created_at=datetime(2025, 1, 1, tzinfo=UTC), endpoint="embeddings"
     )
     await store.insert_interactions([interaction])
     got = await store.get_interaction(interaction.id)
@@ -243,14 +243,14 @@ async def test_created_at_is_returned_in_utc(store: Store) -> None:
 
 
 async def test_unknown_id_is_none(store: Store) -> None:
-    assert await store.get_interaction(str(uuid7())) is None
+    assert await store.get_interaction(uuid7()) is None
 
 
 async def test_nul_characters_do_not_lose_the_batch(store: Store) -> None:
     """Model output can contain U+0000; such a row, and the rows batched with it, are stored."""
     good = _full_interaction()
     nul = _full_interaction(
-        id=str(uuid7()),
+        id=uuid7(),
         request={"messages": [{"role": "user", "content": "a\x00b"}]},
         error_message="bad\x00byte",
     )
@@ -266,7 +266,7 @@ async def test_nul_characters_do_not_lose_the_batch(store: Store) -> None:
 async def test_duplicate_ids_in_one_batch_keep_one_row(store: Store, database_url: str) -> None:
     first = _full_interaction(user="first")
     duplicate = replace(first, user="second")
-    other = _full_interaction(id=str(uuid7()))
+    other = _full_interaction(id=uuid7())
     await store.insert_interactions([first, duplicate, other])
     assert await _count(database_url, first.id) == 1
     assert await _count(database_url) == 2
@@ -275,10 +275,10 @@ async def test_duplicate_ids_in_one_batch_keep_one_row(store: Store, database_ur
 
 
 async def test_replayed_batch_is_skipped(store: Store, database_url: str) -> None:
-    batch = [_full_interaction(id=str(uuid7())) for _ in range(3)]
+    batch = [_full_interaction(id=uuid7()) for _ in range(3)]
     await store.insert_interactions(batch)
     changed = replace(batch[1], user="replayed", http_status=500)
-    new = _full_interaction(id=str(uuid7()))
+    new = _full_interaction(id=uuid7())
     await store.insert_interactions([batch[0], changed, new])  # must not raise
     await store.insert_interactions(batch)
     assert await _count(database_url) == 4

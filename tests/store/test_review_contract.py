@@ -42,12 +42,12 @@ def _fields(event: Feedback) -> dict[str, Any]:
 
 
 def _event(interaction_id: str, **fields: Any) -> Feedback:
-    return Feedback(id=str(uuid7()), interaction_id=interaction_id, created_at=T0, **fields)
+    return Feedback(id=uuid7(), interaction_id=interaction_id, created_at=T0, **fields)
 
 
 # -- feedback writes and lookups ------------------------------------------------------------
 async def test_feedback_round_trips(store: Store, database_url: str) -> None:
-    interaction_id = str(uuid7())  # no interaction row: feedback has no foreign key
+    interaction_id = uuid7()  # no interaction row: feedback has no foreign key
     event = _event(
         interaction_id,
         rating=4,
@@ -75,20 +75,20 @@ async def test_feedback_round_trips(store: Store, database_url: str) -> None:
 
 
 async def test_idempotency_keys_return_the_first_id(store: Store, database_url: str) -> None:
-    interaction_id = str(uuid7())
+    interaction_id = uuid7()
     first = _event(interaction_id, rating=1, idempotency_key="same")
     plain = _event(interaction_id, rating=2)
     assert await store.insert_feedback([first, plain]) == [first.id, plain.id]
     retry = _event(interaction_id, rating=5, idempotency_key="same")
-    other_interaction = _event(str(uuid7()), rating=5, idempotency_key="same")  # keys are per id
-    ids = await store.insert_feedback([retry, other_interaction, replace(retry, id=str(uuid7()))])
+    other_interaction = _event(uuid7(), rating=5, idempotency_key="same")  # keys are per id
+    ids = await store.insert_feedback([retry, other_interaction, replace(retry, id=uuid7())])
     assert ids == [first.id, other_interaction.id, first.id]
     ratings = [r["rating"] for r in await fetch_feedback(database_url, interaction_id)]
     assert sorted(ratings) == [1, 2]
 
 
 async def test_concurrent_retries_store_one_row(store: Store, database_url: str) -> None:
-    interaction_id = str(uuid7())
+    interaction_id = uuid7()
     events = [_event(interaction_id, rating=3, idempotency_key="k") for _ in range(8)]
     results = await asyncio.gather(*(store.insert_feedback([e]) for e in events))
     assert len({ids[0] for ids in results}) == 1
@@ -96,7 +96,7 @@ async def test_concurrent_retries_store_one_row(store: Store, database_url: str)
 
 
 async def test_lookups(store: Store, seeded: dict[str, str]) -> None:
-    unknown = str(uuid7())
+    unknown = uuid7()
     assert await store.interaction_models([seeded["i0"], unknown, seeded["i5"]]) == {
         seeded["i0"]: ("chat-a", None),
         seeded["i5"]: ("exp", "b"),
@@ -111,14 +111,14 @@ async def test_lookups(store: Store, seeded: dict[str, str]) -> None:
 
 
 async def test_many_ids_are_looked_up_in_chunks(store: Store, seeded: dict[str, str]) -> None:
-    ids = [str(uuid7()) for _ in range(1_200)] + [seeded["i3"]]
+    ids = [uuid7() for _ in range(1_200)] + [seeded["i3"]]
     assert await store.interaction_models(ids) == {seeded["i3"]: ("exp", "a")}
 
 
 async def test_get_feedback_is_oldest_first(store: Store, seeded: dict[str, str]) -> None:
     events = await store.get_feedback(seeded["i1"])
     assert [e["rating"] for e in events] == [2, 4]
-    assert await store.get_feedback(str(uuid7())) == []
+    assert await store.get_feedback(uuid7()) == []
 
 
 # -- list_interactions filters --------------------------------------------------------------
