@@ -15,6 +15,21 @@ from typing import Any
 _SECRET_SUFFIXES = ("_api_key", "_access_key", "_session_token", "_ad_token", "credentials")
 
 
+# The fields of the APIs we serve, known not to be secrets: most bodies hold only these, and
+# this runs for every request.
+_API_FIELDS = frozenset(
+    {
+        *("model", "messages", "stream", "stream_options", "temperature", "top_p", "n", "stop"),
+        *("max_tokens", "max_completion_tokens", "tools", "tool_choice", "parallel_tool_calls"),
+        *("user", "response_format", "seed", "logprobs", "top_logprobs", "logit_bias"),
+        *("frequency_penalty", "presence_penalty", "metadata", "store", "reasoning_effort"),
+        *("input", "prompt", "instructions", "previous_response_id", "reasoning", "text"),
+        *("include", "encoding_format", "dimensions", "system", "stop_sequences", "top_k"),
+        *("thinking", "modalities", "audio", "prediction", "service_tier"),
+    }
+)
+
+
 def is_secret_field(name: str) -> bool:
     lowered = name.lower().replace("-", "_")
     return (
@@ -26,7 +41,7 @@ def is_secret_field(name: str) -> bool:
 
 def strip_secrets(body: dict[str, Any]) -> list[str]:
     """Remove top-level secret fields from `body` in place; returns their names (not values)."""
-    found = [name for name in body if is_secret_field(name)]
+    found = [name for name in body if name not in _API_FIELDS and is_secret_field(name)]
     for name in found:
         del body[name]
     return found

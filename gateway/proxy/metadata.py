@@ -24,6 +24,9 @@ class RequestMetadata:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+_HEADERS = ("Flywheel-Tags", "Flywheel-User", "Flywheel-Session")
+
+
 def _identifier(value: Any, param: str) -> str | None:
     if value is None or value == "":
         return None
@@ -54,6 +57,12 @@ def read_metadata(headers: CIMultiDictProxy[str], body: dict[str, Any]) -> Reque
     """Collect metadata and strip the `flywheel` field from `body` (in place)."""
     extra = body.pop("flywheel", None)
     if extra is None:
+        if not any(name in headers for name in _HEADERS):
+            # Most requests say nothing: only OpenAI's own `user`, if anything.
+            user = body.get("user")
+            return RequestMetadata(
+                user=_identifier(user, "user") if isinstance(user, str) else None
+            )
         extra = {}
     if not isinstance(extra, dict):
         raise InvalidRequest("'flywheel' must be an object.", param="flywheel")
