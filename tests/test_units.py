@@ -10,6 +10,7 @@ import orjson
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from gateway.apis import sse
 from gateway.config import Price
 from gateway.errors import InvalidRequest
 from gateway.ids import uuid7
@@ -282,6 +283,46 @@ def test_whole_body_is_stored_as_is() -> None:
     assert (assembler.response_id, assembler.usage) == ("chatcmpl-9", USAGE)
     assert assembler.answer_text() == "ok"
     assert assembler.finish_reason == "stop"
+
+
+# -- SSE event fields -------------------------------------------------------------------------
+def _fields_line_by_line(event: bytes) -> tuple[bytes | None, bytes]:
+    """What an SSE reader makes of an event, line by line (the spec's way)."""
+    name, data = None, []
+    for line in event.splitlines():
+        if line.startswith(b"data:"):
+            data.append(line[5:].lstrip(b" "))
+        elif line.startswith(b"event:"):
+            name = line[6:].strip()
+    return name, b"\n".join(data)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        b'data: {"a":1}\n\n',
+        b'data:{"a":1}\n\n',
+        b"data:   [DONE]\n\n",
+        b"data: \n\n",
+        b'event: response.output_text.delta\ndata: {"delta":"x"}\n\n',
+        b"event:ping\ndata:{}\n\n",
+        b"event: a \ndata: b\ndata: c\n\n",
+        b": keep-alive\n\n",
+        b": comment\ndata: x\n\n",
+        b"data: x\r\n\r\n",
+        b"event: e\r\ndata: x\r\n\r\n",
+        b"data: x\r\r",
+        b"id: 7\ndata: x\n\n",
+        b"event: e\nid: 7\n\n",
+        b"data: x",
+        b"data: x\ny",
+        b"event: e\ndata: x",
+        b"\n\n",
+        b"",
+    ],
+)
+def test_sse_fields_read_every_event_as_the_line_by_line_reader_does(event: bytes) -> None:
+    assert sse.fields(event) == _fields_line_by_line(event)
 
 
 # -- uuid7 ----------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from gateway.apis import sse
+
 # -- tolerant readers --------------------------------------------------------------------------
 
 
@@ -69,14 +71,8 @@ def content_text(content: Any) -> str:
 
 def sse_fields(event: bytes) -> tuple[str | None, bytes]:
     """An event's name (`event:` line) and its data (`data:` lines joined)."""
-    name = None
-    data = []
-    for line in event.splitlines():
-        if line.startswith(b"data:"):
-            data.append(line[5:].lstrip(b" "))
-        elif line.startswith(b"event:"):
-            name = line[6:].strip().decode(errors="replace")
-    return name, b"\n".join(data)
+    name, data = sse.fields(event)
+    return (name.decode(errors="replace") if name is not None else None), data
 
 
 def sse_json(data: bytes) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from gateway.apis import sse
 from gateway.apis.responses_to_chat import to_chat_response, usage_to_chat
 from gateway.apis.sse import SseSplitter
 from gateway.proxy.assembler import (
@@ -112,13 +113,7 @@ class Assembler:
         return rest + b"\n\n"
 
     def _on_event(self, event: bytes, now: float) -> None:
-        name, data_lines = b"", []
-        for line in event.splitlines():
-            if line.startswith(b"data:"):
-                data_lines.append(line[5:].lstrip(b" "))
-            elif line.startswith(b"event:"):
-                name = line[6:].strip()
-        data = b"\n".join(data_lines)
+        name, data = sse.fields(event)
         if not data:
             return
         if data.strip() == b"[DONE]":
@@ -130,7 +125,7 @@ class Assembler:
             return
         if not isinstance(payload, dict):
             return
-        kind = _text(payload.get("type")) or name.decode(errors="replace")
+        kind = _text(payload.get("type")) or (name or b"").decode(errors="replace")
         if kind.endswith(".delta") and self.first_token_at is None:
             self.first_token_at = now
         if kind in _DELTAS:

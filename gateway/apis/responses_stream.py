@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from gateway.apis import sse
 from gateway.apis.responses_output import (
     call_item_id,
     fallback_call_id,
@@ -120,11 +121,10 @@ class ChatStreamTranslator:
     def _on_event(self, event: bytes) -> bytes:
         if self._closed:
             return b""
-        lines = event.splitlines()
-        data = b"\n".join(line[5:].lstrip(b" ") for line in lines if line.startswith(b"data:"))
+        _, data = sse.fields(event)
         if not data:
             # A comment (keep-alive) passes on: it keeps idle connections open downstream too.
-            comments = [line for line in lines if line.startswith(b":")]
+            comments = [line for line in event.splitlines() if line.startswith(b":")]
             return b"\n".join(comments) + b"\n\n" if comments else b""
         if data.strip() == b"[DONE]":
             return self._complete()

@@ -1,5 +1,6 @@
-"""Cutting a server-sent-events byte stream into whole events: the one splitter every reader of
-a stream uses (the chat assembler, the Responses and Messages assemblers and translators)."""
+"""Cutting a server-sent-events byte stream into whole events, and reading an event's fields: what
+every reader of a stream uses (the chat assembler, the Responses and Messages assemblers and
+translators). Both run for every chunk of every stream, so the common shapes take a fast path."""
 
 from __future__ import annotations
 
@@ -39,3 +40,26 @@ class SseSplitter:
         self._buffer.clear()
         self._searched = 0
         return rest
+
+
+def fields(event: bytes) -> tuple[bytes | None, bytes]:
+    """An event's name (its `event:` line) and its data (its `data:` lines, joined by newlines)."""
+    if b"\r" not in event:
+        # Nearly every event is `data: ...` or `event: ...` + `data: ...`, then its blank line.
+        end = len(event) - 2
+        first = event.find(b"\n")
+        if first == end and event.startswith(b"data:"):
+            return None, event[5:end].lstrip(b" ")
+        if (
+            event.startswith(b"event:")
+            and event.startswith(b"data:", first + 1)
+            and event.find(b"\n", first + 1) == end
+        ):
+            return event[6:first].strip(), event[first + 6 : end].lstrip(b" ")
+    name, data = None, []
+    for line in event.splitlines():
+        if line.startswith(b"data:"):
+            data.append(line[5:].lstrip(b" "))
+        elif line.startswith(b"event:"):
+            name = line[6:].strip()
+    return name, b"\n".join(data)

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from gateway.apis import sse
 from gateway.apis.sse import SseSplitter
 
 # OpenAI allows up to 128 choices (`n`); an index past this is garbage, read as choice 0.
@@ -93,16 +94,7 @@ class ResponseAssembler:
 
     def _on_event(self, event: bytes, now: float) -> bytes | None:
         """Read one event; the bytes to pass on for it, or None to drop it."""
-        if (
-            event.startswith(b"data:")
-            and event.find(b"\n") == len(event) - 2
-            and b"\r" not in event
-        ):
-            data = event[5:-2].lstrip(b" ")  # nearly every event: one data line, a blank line
-        else:
-            data = b"\n".join(
-                line[5:].lstrip(b" ") for line in event.splitlines() if line.startswith(b"data:")
-            )
+        _, data = sse.fields(event)
         if not data:
             return event  # comments and keep-alives pass through
         if data == b"[DONE]":
