@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -63,13 +64,37 @@ def pool(limit: int) -> aiohttp.ClientSession:
     )
 
 
+def is_json(payload: bytes) -> bool:
+    """A whole (non-streamed) answer's check: a JSON object."""
+    return payload.startswith(b"{")
+
+
+@dataclass(frozen=True)
+class Call:
+    """How to send one kind of request and judge its answer. `answered_as` is the key counted in
+    `ANSWERED` (default: the URL posted to), so requests of several APIs to one Flywheel add up
+    to its total for the loss check."""
+
+    headers: Mapping[str, str] = field(default_factory=lambda: HEADERS)
+    accept: Callable[[bytes], bool] = is_json
+    answered_as: str | None = None
+
+
+PLAIN = Call()
+
+
 async def _one(
-    session: aiohttp.ClientSession, url: str, body: bytes, result: LoadResult, keep_times: bool
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    result: LoadResult,
+    keep_times: bool,
+    call: Call = PLAIN,
 ) -> None:
     start = time.perf_counter()
     try:
-        async with session.post(url, data=body, headers=HEADERS) as response:
-            ANSWERED[url] += 1
+        async with session.post(url, data=body, headers=call.headers) as response:
+            ANSWERED[call.answered_as or url] += 1
             payload = await response.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
         result.errors += 1
@@ -79,7 +104,7 @@ async def _one(
     end = time.perf_counter()
     if keep_times:
         result.done_at.append(time.time())
-    if response.status == 200 and payload.startswith(b"{"):
+    if response.status == 200 and call.accept(payload):
         result.ok += 1
         result.latencies_ms.append((end - start) * 1000)
     else:
@@ -95,6 +120,7 @@ async def closed_loop(
     concurrency: int,
     seconds: float,
     keep_times: bool = False,
+    call: Call = PLAIN,
 ) -> LoadResult:
     """`concurrency` workers send requests back to back until `seconds` have passed; requests
     in flight at the deadline finish and count (the rate divides by the time until they did)."""
@@ -104,7 +130,7 @@ async def closed_loop(
 
     async def worker() -> None:
         while loop.time() < deadline:
-            await _one(session, url, body, result, keep_times)
+            await _one(session, url, body, result, keep_times, call)
 
     cpu0, t0 = time.process_time(), loop.time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))

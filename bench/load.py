@@ -22,7 +22,8 @@ HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench
 
 # Requests that got an HTTP answer (any status), per URL, over the whole process: the loss check
 # compares each Flywheel's row count with this, and every load generator counts here, warm-ups
-# included, so no scenario has to remember to.
+# included, so no scenario has to remember to. A Flywheel's count is under its target URL (chat's):
+# the `apis` scenario counts its Responses and Messages requests there too (`Call.answered_as`).
 ANSWERED: Counter[str] = Counter()
 
 

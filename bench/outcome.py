@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bench.apis import ApiRow
 from bench.memory import DbDown, Soak
 from bench.recorder_bench import EndToEnd, Micro
 from bench.report import Row as LatencyRow
@@ -23,3 +24,4 @@ class SuiteResults:
     rss: dict[str, dict[str, float | None]] = field(default_factory=dict)
     soaks: list[Soak] = field(default_factory=list)
     db_down: DbDown | None = None
+    apis: list[ApiRow] = field(default_factory=list)

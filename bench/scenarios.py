@@ -4,6 +4,8 @@ Durations scale with `--seconds S` (default 5):
   latency     2S per target and mode (0.5 s interleaved blocks, 1 s warm-up); LiteLLM in
               non-stream only (its stream path is not the comparison the issue asks for)
   throughput  S per target and concurrency (32, 128), in 2 interleaved blocks, 1 s warm-up
+  apis        S per Flywheel, mode (whole, stream) and API (chat, Responses, Messages) at
+              concurrency 32, in 2 interleaved blocks, 0.5 s warm-up each (~1 minute at S=5)
   recorder    2S of load at concurrency 128 per Flywheel, then its drain; 0.6S (>= 1 s) of
               store inserts per engine
   memory      --soak-seconds per Flywheel (default 60) at half its max; --outage-seconds
@@ -22,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.apis import format_apis, measure_apis
 from bench.closed_loop import closed_loop, pool
 from bench.latency import Pinning
 from bench.load import open_session, request_body
@@ -37,7 +40,7 @@ from bench.summary import PEER
 from bench.targets import Fleet, FleetOptions, Target, start_fleet
 from bench.throughput import format_throughput, measure_throughput
 
-ORDER = ("latency", "throughput", "recorder", "memory", "streaming")
+ORDER = ("latency", "throughput", "apis", "recorder", "memory", "streaming")
 
 
 @dataclass
@@ -83,6 +86,12 @@ async def run_throughput(ctx: Context) -> None:
     rows = await measure_throughput(ctx.fleet, ctx.args.seconds)
     ctx.results.throughput = rows
     print(format_throughput(rows))
+
+
+async def run_apis(ctx: Context) -> None:
+    rows = await measure_apis(ctx.fleet, ctx.args.seconds)
+    ctx.results.apis = rows
+    print(format_apis(rows))
 
 
 async def run_recorder(ctx: Context) -> None:
@@ -150,6 +159,7 @@ async def run_streaming(ctx: Context) -> None:
 RUNNERS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "latency": run_latency,
     "throughput": run_throughput,
+    "apis": run_apis,
     "recorder": run_recorder,
     "memory": run_memory,
     "streaming": run_streaming,

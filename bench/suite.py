@@ -1,6 +1,6 @@
 """Flywheel's whole benchmark: `make bench`, or
 
-    python -m bench [--scenario latency,throughput,streaming,recorder,memory] [--seconds 5]
+    python -m bench [--scenario latency,throughput,apis,recorder,memory,streaming] [--seconds 5]
                     [--soak-seconds 60] [--outage-seconds 20] [--no-litellm] [...]
 
 Measures the issue's targets (measured and reported, not asserted) against the same peers:
@@ -11,7 +11,7 @@ run ends with one summary line per target of the issue, PASS or MISS, and writes
 bench/results/suite.json. `python -m bench.latency` still runs the latency table on its own.
 
 Pinning as in bench.latency: the driver (load generator) on CPU 0, every server on CPU 1.
-The default run (all scenarios, --seconds 5, --soak-seconds 60) takes about 7 minutes, plus a
+The default run (all scenarios, --seconds 5, --soak-seconds 60) takes about 8 minutes, plus a
 one-time install of litellm[proxy]. Scenario durations: see bench/scenarios.py.
 """
 
@@ -78,6 +78,7 @@ def time_budget(args: argparse.Namespace) -> float:
     planned = {
         "latency": 5 * 2 * (2 * s + 1) * 1.3,
         "throughput": 5 * 2 * (s + 1),
+        "apis": 2 * 2 * 3 * (s + 0.5),
         "recorder": 2 * (2 * s + 30) + 2 * max(1.0, 0.6 * s) + 10,
         "memory": 2 * args.soak_seconds + (args.outage_seconds or 4 * s) + 130,
         "streaming": READY_TIMEOUT + 4 * (2 * s + 4 * 1.3) + 30,

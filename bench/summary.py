@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bench.apis import CHAT, TOLERANCE
 from bench.outcome import SuiteResults
 from bench.report import Row as LatencyRow
 from bench.throughput import Row as ThroughputRow
@@ -170,6 +171,30 @@ def _cpu(r: SuiteResults) -> list[Verdict]:
     return out
 
 
+def _apis(r: SuiteResults) -> list[Verdict]:
+    """One line per Flywheel, mode and API other than chat: within 10% of chat's req/s and
+    CPU per request at c=32, on the same Flywheel, in the same run."""
+    chat = {(x.target, x.mode): x for x in r.apis if x.api == CHAT}
+    low, high = 1 - TOLERANCE, 1 + TOLERANCE
+    out = []
+    for x in r.apis:
+        base = chat.get((x.target, x.mode))
+        if base is None or x.api == CHAT:
+            continue
+        out.append(
+            Verdict(
+                f"{x.api} vs chat, c=32, {x.mode}",
+                f"{x.target}: >={low:g}x req/s, <={high:g}x CPU, 0 err",
+                f"{_f(x.x_chat_rps, '.2f')}x req/s, {_f(x.x_chat_cpu, '.2f')}x CPU "
+                f"({_f(x.cpu_us_per_request, '.0f')} us), {x.errors} err",
+                f"chat {_f(base.rps, '.0f')} req/s, {_f(base.cpu_us_per_request, '.0f')} us, "
+                f"{base.errors} err",
+                _status(x.within_target),
+            )
+        )
+    return out
+
+
 def _recorder(r: SuiteResults) -> list[Verdict]:
     out = []
     floors = {"postgres": 10_000, "sqlite": 5_000}
@@ -270,6 +295,7 @@ def verdicts(r: SuiteResults) -> list[Verdict]:
         *_throughput(r),
         *_streaming(r),
         *_cpu(r),
+        *_apis(r),
         *_recorder(r),
         *_loss(r),
         *_memory(r),

@@ -1,8 +1,9 @@
 """Start what the benchmark calls: the fake upstream, the forwarder, and one Flywheel per store.
 
-Every server is a separate process on loopback. Each Flywheel gets a generated config: one
-`openai_compat` provider pointing at the fake, one model `bench`, no auth keys (so it listens on
-127.0.0.1), and its own store: SQLite in the run's temp dir, or a throwaway PostgreSQL from
+Every server is a separate process on loopback. Each Flywheel gets a generated config: an
+`openai_compat` provider pointing at the fake behind the model `bench`, an `anthropic` one
+pointing at the same fake behind `bench-claude`, no auth keys (so it listens on 127.0.0.1), and
+its own store: SQLite in the run's temp dir, or a throwaway PostgreSQL from
 `pgserver`. Every start registers its own stop on the ExitStack, so whatever happened, the
 caller's `finally` tears down exactly what was started, in reverse order.
 """
@@ -82,8 +83,9 @@ class Fleet:
 def flywheel_config(
     port: int, upstream_url: str, database_url: str, spool_dir: str
 ) -> dict[str, Any]:
-    """A minimal Flywheel config: the fake upstream behind the model `bench`, capture on, and
-    a spool folder of its own in the run's temp dir (not ./flywheel-spool in the repo)."""
+    """A minimal Flywheel config: the fake upstream behind the model `bench` (chat completions,
+    Responses) and, as an Anthropic provider, `bench-claude` (Messages); capture on, and a
+    spool folder of its own in the run's temp dir (not ./flywheel-spool in the repo)."""
     return {
         # One worker: the targets are per worker (and the default, one per core, would put a
         # supervisor's pid where the benchmark reads CPU time and RSS).
@@ -92,9 +94,18 @@ def flywheel_config(
         "capture": {"enabled": True, "spool_dir": spool_dir},
         "auth": {"keys": []},
         "providers": {
-            "fake": {"type": "openai_compat", "base_url": upstream_url, "api_key": "sk-bench"}
+            "fake": {"type": "openai_compat", "base_url": upstream_url, "api_key": "sk-bench"},
+            # The same fake, for the Messages API (the `apis` scenario): relayed as bytes.
+            "fake-anthropic": {
+                "type": "anthropic",
+                "base_url": upstream_url,
+                "api_key": "sk-ant-bench",
+            },
         },
-        "models": {"bench": {"provider": "fake", "model": "bench-upstream"}},
+        "models": {
+            "bench": {"provider": "fake", "model": "bench-upstream"},
+            "bench-claude": {"provider": "fake-anthropic", "model": "bench-upstream"},
+        },
         "pricing": {"bench-upstream": {"input_per_million": 0.1, "output_per_million": 0.4}},
     }
 
