@@ -13,8 +13,9 @@ median of five passes over the same rows, in CPU microseconds per row (one core)
 
 Also printed: the same engine without the rules' pre-checks (issue 21), and with an export's
 span cache (`exporters.privacy.CACHE_TEXTS`) once every text has been seen (a repeated system
-prompt, few-shot block or tool schema). `--rules` prints what each rule and the
-name finder cost per row, pre-checks off.
+prompt, few-shot block or tool schema). `--rules` prints what each rule costs per row with
+plain `re`, with the Scanner, and with the Scanner behind its pre-check, and what the name
+finder costs.
 """
 
 from __future__ import annotations
@@ -64,18 +65,31 @@ def without_prechecks(anonymizer: Any) -> Any:
 
 
 def per_rule(anonymizer: Any, rows: list[tuple[str, str]]) -> None:
+    """Each rule's CPU per row three ways: plain `re` on every text (before issue 21's work),
+    the Scanner (gateway/anonymize/scan.py) on every text, and what the Anonymizer pays: the
+    Scanner behind the rule's pre-check. Then the name finder."""
+    from gateway.anonymize.scan import scanner
+
     texts = [text for row in rows for text in row]
-    for rule in anonymizer.rules:
+
+    def cost(run: Callable[[str], object]) -> float:
         started = time.process_time()
         for text in texts:
-            for _ in rule.pattern.finditer(text):
-                pass
-        cost = (time.process_time() - started) / len(rows) * 1e6
-        print(f"  {rule.kind:16} {cost:8.1f} µs per row  {rule.pattern.pattern[:48]!r}")
-    started = time.process_time()
-    for text in texts:
-        anonymizer.names.find(text, bytearray(len(text)))
-    print(f"  {'names':16} {(time.process_time() - started) / len(rows) * 1e6:8.1f} µs per row")
+            run(text)
+        return (time.process_time() - started) / len(rows) * 1e6
+
+    print(f"  {'rule':16} {'plain re':>9} {'scanner':>9} {'+pre-check':>11}  µs per row")
+    for rule in anonymizer.rules:
+        scan = scanner(rule.pattern)
+        needs = scanner(rule.needs) if rule.needs is not None else None
+        plain = cost(lambda text, p=rule.pattern: list(p.finditer(text)))
+        scanned = cost(lambda text, s=scan: list(s.finditer(text)))
+        checked = cost(
+            lambda text, s=scan, n=needs: (n is None or n.holds(text)) and list(s.finditer(text))
+        )
+        print(f"  {rule.kind:16} {plain:9.1f} {scanned:9.1f} {checked:11.1f}")
+    names = cost(lambda text: anonymizer.names.find(text, bytearray(len(text))))
+    print(f"  {'names':16} {names:9.1f}")
 
 
 def load_anonymizer_class(path: Path) -> Callable[[], Any]:
@@ -111,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cached = Anonymizer(cache_size=CACHE_TEXTS)  # the warm-up pass fills it
     print(f"cached, every text seen before: {per_row_microseconds(cached, rows):8.1f} µs per row")
     if args.rules:
-        per_rule(plain, rows)
+        per_rule(Anonymizer(), rows)
     if args.baseline:
         baseline = load_anonymizer_class(args.baseline)()
         print(f"baseline: {per_row_microseconds(baseline, rows):8.1f} µs per row")

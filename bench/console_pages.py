@@ -8,7 +8,8 @@ Seeds `--rows` interactions spread over the last 30 days (a split model with two
 already holds that many (reuse a seeded SQLite file with `--db`); then starts the real gateway
 on loopback with the console open (no keys) and asks each page `--repeat` times after one
 warm-up, one request at a time. Prints the median, p95 and max per page, and JSON with `--json`.
-PostgreSQL: `--url`, else FLYWHEEL_TEST_DATABASE_URL, else a throwaway pgserver.
+PostgreSQL: `--url`, else FLYWHEEL_TEST_DATABASE_URL, else a pgserver in `--pgdata` (kept, so
+a seeded database is reused) or a throwaway one.
 """
 
 from __future__ import annotations
@@ -74,6 +75,24 @@ def _interaction(i: int, rows: int, now: datetime) -> Any:
     )
 
 
+async def build_search_index(url: str) -> float:
+    """Seconds to index every row not indexed yet for text search (the console's background
+    indexer does the same, a batch at a time), so that pages are measured on a full index."""
+    from gateway.store import open_store
+    from gateway.store.indexer import SearchIndexer
+
+    store = await open_store(url)
+    try:
+        await store.migrate()
+        started = time.perf_counter()
+        indexed = await SearchIndexer(store, batch=5000, pause=0).run_once()
+        took = time.perf_counter() - started
+        print(f"indexed {indexed:,} rows for text search in {took:.0f} s", flush=True)
+        return took
+    finally:
+        await store.close()
+
+
 async def seed(url: str, rows: int) -> float:
     """Seconds spent; nothing when the database already holds `rows` interactions."""
     from gateway.ids import uuid7
@@ -128,8 +147,13 @@ def pages(interaction_id: str) -> list[str]:
         "/console/interactions?user=user-42",
         "/console/interactions?status=error",
         "/console/interactions?has_feedback=true&min_rating=4",
+        "/console/interactions?has_feedback=true&min_rating=1",
+        "/console/interactions?thumbs=down",
+        "/console/interactions?outcome=accepted",
         "/console/interactions?quality_flag=unrendered_template",
         "/console/interactions?q=Ticket%20999999",
+        "/console/interactions?q=has%20not%20arrived",
+        "/console/interactions?q=zz",
         f"/console/interactions/{interaction_id}",
         "/console/failures",
         "/console/experiments",
@@ -219,6 +243,13 @@ def database(args: argparse.Namespace) -> Iterator[str]:
         return
     import pgserver
 
+    if args.pgdata:
+        server = pgserver.get_server(args.pgdata, cleanup_mode="stop")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+        return
     with tempfile.TemporaryDirectory(prefix="flywheel-console-pg-") as data:
         server = pgserver.get_server(data, cleanup_mode="stop")
         try:
@@ -230,9 +261,17 @@ def database(args: argparse.Namespace) -> Iterator[str]:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with database(args) as url:
         seeded = await seed(url, args.rows)
-        print(f"seeded in {seeded:.0f} s; measuring", flush=True)
+        print(f"seeded in {seeded:.0f} s", flush=True)
+        indexed = await build_search_index(url)
+        print("measuring", flush=True)
         results = await measure(url, args.repeat)
-    return {"engine": args.engine, "rows": args.rows, "seed_seconds": seeded, "pages": results}
+    return {
+        "engine": args.engine,
+        "rows": args.rows,
+        "seed_seconds": seeded,
+        "index_seconds": indexed,
+        "pages": results,
+    }
 
 
 def main() -> None:
@@ -242,6 +281,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--db", help="SQLite file to seed or reuse")
     parser.add_argument("--url", help="PostgreSQL URL (its database is seeded)")
+    parser.add_argument("--pgdata", help="pgserver data folder to seed or reuse")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     report = asyncio.run(main_async(args))

@@ -49,11 +49,11 @@ class Sample:
     def __init__(self, size: int, seed: int):
         self.size = size
         self.seed = seed
-        self._heap: list[tuple[float, int, str, dict[str, Any]]] = []  # (-rank, order, ...)
+        self._heap: list[tuple[float, int, str, Any]] = []  # (-rank, order, split, record)
         self._order = 0
         self.passed_over = 0
 
-    def offer(self, key: int, split: str, record: dict[str, Any]) -> None:
+    def offer(self, key: int, split: str, record: Any) -> None:
         rank = _unit(f"sample:{self.seed}:{key}")
         entry = (-rank, self._order, split, record)
         self._order += 1
@@ -65,7 +65,7 @@ class Sample:
         else:
             self.passed_over += 1
 
-    def drain(self) -> list[tuple[str, dict[str, Any]]]:
+    def drain(self) -> list[tuple[str, Any]]:
         kept = sorted(self._heap, key=lambda entry: entry[1])
         self._heap = []
         return [(split, record) for _, _, split, record in kept]

@@ -55,27 +55,36 @@ class RejectedAnswers:
 
     def __init__(self) -> None:
         self._digests: set[bytes] = set()
+        self._scopes: set[bytes] = set()  # the users (else sessions) with a digest
 
     def observe(self, example: Example) -> None:
         """Set `example.rejected_turns` from the answers seen so far, then remember the
         example's own answer if the user threw it away."""
+        scope = _scope(example)
+        # Most people never throw an answer away: no need to read their prompts (reading
+        # every prompt cost the exporting process more than the rest of its work).
+        if scope in self._scopes:
+            self._mark(example, scope)
+        if not thrown_away(example):
+            return
+        try:
+            prompt_messages(example)  # not a chat: no answer to remember
+            answer = answer_message(example)
+        except Unusable:
+            return
+        self._scopes.add(scope)
+        self._digests.add(_digest(scope, answer))
+
+    def _mark(self, example: Example, scope: bytes) -> None:
         try:
             messages = prompt_messages(example)
         except Unusable:
             return  # not a chat: no history to mark
-        scope = _scope(example)
         example.rejected_turns = frozenset(
             i
             for i, message in enumerate(messages)
             if message["role"] == "assistant" and _digest(scope, message) in self._digests
         )
-        if not thrown_away(example):
-            return
-        try:
-            answer = answer_message(example)
-        except Unusable:
-            return
-        self._digests.add(_digest(scope, answer))
 
 
 def _scope(example: Example) -> bytes:

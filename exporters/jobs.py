@@ -22,6 +22,7 @@ import aiohttp
 
 from exporters.formats import FormatOptions
 from exporters.params import parse_filters
+from exporters.progress import RunProgress
 from exporters.run import ExportRequest, run_export
 from gateway.config import Config, ExportJobConfig, WebhookConfig
 from gateway.errors import ConfigError
@@ -39,8 +40,11 @@ async def run_recorded(
     out_root: Path,
     job: str | None = None,
     run_id: str | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Run one export into a new folder under `out_root`, recording it; returns the run row."""
+    """Run one export into a new folder under `out_root`, recording it (its progress too, in
+    the row, every few seconds); returns the run row. `jobs`: processes that redact
+    (exporters.pool)."""
     started = datetime.now(UTC)
     run: dict[str, Any] = {
         "id": run_id or str(uuid7()),
@@ -52,13 +56,18 @@ async def run_recorded(
     }
     run["out_dir"] = str(Path(out_root) / f"{started:%Y%m%dT%H%M%SZ}-{run['id'][-8:]}")
     await store.save_export_run(run)
+    progress = RunProgress(store, run)
     try:
-        manifest = await run_export(store, config.anonymize, request, Path(run["out_dir"]))
+        manifest = await run_export(
+            store, config.anonymize, request, Path(run["out_dir"]), progress=progress, jobs=jobs
+        )
     except Exception as exc:
         log.exception("export run %s (%s) failed", run["id"], job or "ad hoc")
+        await progress.close()
         run.update(status=FAILED, finished_at=datetime.now(UTC), error=str(exc) or repr(exc))
         await store.save_export_run(run)
         return run
+    await progress.close()
     run.update(
         status=SUCCEEDED,
         finished_at=datetime.now(UTC),
@@ -97,11 +106,14 @@ async def run_job(
                 return None
         request = await job_request(store, config, job, full)
         if job.min_new_examples:
-            preview = await run_export(store, config.anonymize, request, None)
+            preview = await run_export(store, config.anonymize, request, None, jobs=job.jobs)
             waiting = preview["counts"]["records_written"]
             if waiting < job.min_new_examples:
                 return await _skipped(store, job, waiting)
-        run = await run_recorded(store, config, request, Path(job.out), job=name, run_id=run_id)
+        out = Path(job.out)
+        run = await run_recorded(
+            store, config, request, out, job=name, run_id=run_id, jobs=job.jobs
+        )
     if job.webhook is not None:
         await announce(job.webhook, _summary(run))
     return run

@@ -9,10 +9,10 @@ exporting process, which sees the results in store order whatever the number of 
 what keeps the output byte for byte the same for any `--jobs` (the same records in the same
 order, the same counts; each worker's redaction counts are summed), only timings differ.
 
-Work goes out in batches (one message per batch, not per example) and at most `2 * jobs`
-batches are in flight, so memory stays flat however large the store. Workers are spawned, not
-forked: the exporting process holds a running event loop and open database connections that a
-child must not inherit.
+Work goes out in batches (one message per batch, not per example), each worker with a queue of
+its own (see `Workers`), and at most `IN_FLIGHT` batches per job are outstanding, so memory
+stays flat however large the store. Workers are spawned, not forked: the exporting process
+holds a running event loop and open database connections that a child must not inherit.
 """
 
 from __future__ import annotations
@@ -48,28 +48,33 @@ class Done:
 
 @dataclass(frozen=True)
 class Work:
-    """What a worker needs: the anonymizer's config, and the format when it may build."""
+    """What a worker needs: the anonymizer's config, and the format when it may build (and
+    whether the writer takes JSON lines)."""
 
     anonymize: AnonymizeConfig
     format: str | None
     options: FormatOptions
+    lines: bool = False
 
 
-def work(privacy: Privacy, fmt: Format | None, example: Example, max_tokens: int) -> Done:
-    """Redact `example` and, given `fmt`, build its records."""
+def work(
+    privacy: Privacy, fmt: Format | None, example: Example, max_tokens: int, lines: bool = False
+) -> Done:
+    """Redact `example` and, given `fmt`, build its records (as JSON lines with `lines`)."""
     try:
         privacy.apply(example)
     except SHAPE_ERRORS as exc:
         return Done(example.id, failure=Failure.of(exc))
     if fmt is None:
         return Done(example.id, example=example)
-    return Done(example.id, built=build(fmt, example, max_tokens))
+    return Done(example.id, built=build(fmt, example, max_tokens, lines))
 
 
 @dataclass(frozen=True)
 class _Worker:
     privacy: Privacy
     fmt: Format | None
+    lines: bool
 
 
 # A worker process's own Privacy and Format, made once by `_start` (the name lists take ~10 ms
@@ -79,13 +84,14 @@ _WORKER: dict[str, _Worker] = {}
 
 def _start(job: Work) -> None:
     fmt = get_format(job.format, job.options) if job.format else None
-    _WORKER["this"] = _Worker(Privacy(job.anonymize), fmt)
+    _WORKER["this"] = _Worker(Privacy(job.anonymize), fmt, job.lines)
 
 
 def _work_batch(examples: list[Example]) -> tuple[list[Done], Counter[str]]:
     worker = _WORKER["this"]
     max_tokens = worker.fmt.options.max_tokens if worker.fmt is not None else 0
-    done = [work(worker.privacy, worker.fmt, example, max_tokens) for example in examples]
+    privacy, fmt, lines = worker.privacy, worker.fmt, worker.lines
+    done = [work(privacy, fmt, example, max_tokens, lines) for example in examples]
     counts = worker.privacy.redactions.copy()
     worker.privacy.redactions.clear()
     return done, counts
@@ -97,47 +103,117 @@ async def worked(
     fmt: Format,
     anonymize: AnonymizeConfig,
     jobs: int,
+    lines: bool = False,
 ) -> AsyncIterator[Done]:
     """`examples` worked, in their order: in this process with `jobs=1`, else by `jobs` worker
-    processes. Workers' redaction counts are added to `privacy.redactions`."""
+    processes. Workers' redaction counts are added to `privacy.redactions`. `lines`: records
+    come as JSON lines (`Prepared.line`)."""
     max_tokens = fmt.options.max_tokens
     builder = fmt if fmt.builds_anywhere else None
     if jobs <= 1:
         async for example in examples:
-            yield work(privacy, builder, example, max_tokens)
+            yield work(privacy, builder, example, max_tokens, lines)
         return
-    job = Work(anonymize, fmt.name if builder else None, fmt.options)
-    loop = asyncio.get_running_loop()
-    pool = ProcessPoolExecutor(
-        jobs,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start,
-        initargs=(job,),
-    )
-    pending: deque[asyncio.Future[tuple[list[Done], Counter[str]]]] = deque()
-
-    async def oldest() -> list[Done]:
-        done, counts = await pending.popleft()
-        privacy.redactions.update(counts)
-        return done
-
+    job = Work(anonymize, fmt.name if builder else None, fmt.options, lines)
+    workers = Workers(job, jobs, privacy)
     try:
-        batch: list[Example] = []
         async for example in examples:
-            batch.append(example)
-            if len(batch) < BATCH:
-                continue
-            pending.append(loop.run_in_executor(pool, _work_batch, batch))
-            batch = []
-            while len(pending) > 2 * jobs:
-                for item in await oldest():
-                    yield item
-        if batch:
-            pending.append(loop.run_in_executor(pool, _work_batch, batch))
-        while pending:
-            for item in await oldest():
-                yield item
+            workers.send(example)
+            while workers.outstanding > IN_FLIGHT * jobs * BATCH:
+                yield await workers.next()
+        while workers.outstanding:
+            yield await workers.next()
     finally:
-        for future in pending:
-            future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+        workers.close()
+
+
+# Examples given out and not yet handed back, per job, in batches: enough that a worker always
+# has its next batch waiting, few enough that memory stays flat.
+IN_FLIGHT = 3
+# How many batches more than the least busy worker the worker an example belongs with may have
+# before the example goes to the least busy one instead.
+SLACK = 2
+
+
+class Workers:
+    """`jobs` worker processes, each with its own queue, and the examples' results in the
+    order they were sent.
+
+    Why a process per queue rather than one shared pool: a worker's span cache (the costly
+    part of redaction) holds the texts it has seen, and a shared queue gives every worker
+    every conversation, so each redacted every repeated history and prompt once more (issue
+    21: two jobs did ~35% more work than one). An example goes to the worker of its
+    conversation (by its first user message), unless that worker is `SLACK` batches busier
+    than the least busy one. Which worker redacts an example never changes its result."""
+
+    def __init__(self, job: Work, jobs: int, privacy: Privacy):
+        context = multiprocessing.get_context("spawn")
+        self._pools = [
+            ProcessPoolExecutor(1, mp_context=context, initializer=_start, initargs=(job,))
+            for _ in range(jobs)
+        ]
+        self._loop = asyncio.get_running_loop()
+        self._privacy = privacy
+        self._filling: list[list[Example]] = [[] for _ in range(jobs)]
+        self._sent: list[deque[asyncio.Future[tuple[list[Done], Counter[str]]]]] = [
+            deque() for _ in range(jobs)
+        ]
+        self._ready: list[deque[Done]] = [deque() for _ in range(jobs)]
+        self._busy = [0] * jobs  # examples given to each worker and not yet handed back
+        self._order: deque[int] = deque()  # the worker of each outstanding example, in order
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._order)
+
+    def send(self, example: Example) -> None:
+        busy = self._busy
+        worker = hash(_conversation(example)) % len(busy)
+        if busy[worker] > min(busy) + SLACK * BATCH:
+            worker = busy.index(min(busy))
+        self._order.append(worker)
+        self._busy[worker] += 1
+        batch = self._filling[worker]
+        batch.append(example)
+        if len(batch) >= BATCH:
+            self._flush(worker)
+
+    async def next(self) -> Done:
+        """The result of the oldest outstanding example."""
+        worker = self._order[0]
+        ready = self._ready[worker]
+        if not ready:
+            if not self._sent[worker]:
+                self._flush(worker)  # its batch is not full yet: send it as it is
+            done, counts = await self._sent[worker].popleft()
+            self._privacy.redactions.update(counts)
+            ready.extend(done)
+        self._order.popleft()
+        self._busy[worker] -= 1
+        return ready.popleft()
+
+    def _flush(self, worker: int) -> None:
+        batch, self._filling[worker] = self._filling[worker], []
+        if batch:
+            future = self._loop.run_in_executor(self._pools[worker], _work_batch, batch)
+            self._sent[worker].append(future)
+
+    def close(self) -> None:
+        for sent in self._sent:
+            for future in sent:
+                future.cancel()
+        for pool in self._pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _conversation(example: Example) -> str:
+    """What the rows of one conversation share: its first user message (each request resends
+    the history), else the example's group (user, session, id)."""
+    request = example.record.get("request")
+    messages = request.get("messages") if isinstance(request, dict) else None
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict) and message.get("role") == "user":
+                content = message.get("content")
+                return content if isinstance(content, str) else repr(content)[:4096]
+    return example.group

@@ -44,13 +44,18 @@ class Failure:
 @dataclass(frozen=True)
 class Prepared:
     """One built record and what decides its fate. `record` is None when it will not be
-    written (a problem, too long): no need to carry it back from a worker."""
+    written (a problem, too long): no need to carry it back from a worker. With `lines`, a
+    record to write comes as `line`, its JSON line, instead: the bytes the writer writes, made
+    where the record was built (in a worker when there are several), and a few bytes to send
+    back where the record's dict took pickling both ways (issue 21)."""
 
     record: dict[str, Any] | None
     group: str
     problem: str | None = None  # the kind of the first problem: `invalid`
     too_long: bool = False
     key: int | None = None  # content_key, for dedup; None for all-traffic formats
+    line: bytes | None = None
+    zero_weighted: int = 0  # with `line`: fmt.zero_weighted(record)
 
 
 @dataclass(frozen=True)
@@ -62,24 +67,31 @@ class Built:
     failure: Failure | None = None
 
 
-def prepare(fmt: Format, record: dict[str, Any], group: str, max_tokens: int) -> Prepared:
+def prepare(
+    fmt: Format, record: dict[str, Any], group: str, max_tokens: int, lines: bool = False
+) -> Prepared:
+    """`record`'s fate; with `lines`, a record to write comes as its JSON line."""
     problems = fmt.problems(record)
     if problems:
         return Prepared(None, group, problem=problems[0].split(":")[0])
     if fmt.all_traffic:
         return Prepared(record, group)
-    if too_long(fmt, record, max_tokens):
+    line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    if too_long(fmt, record, max_tokens, len(line) - 1):
         return Prepared(None, group, too_long=True)
-    return Prepared(record, group, key=content_key(record))
+    key = content_key(record)
+    if lines:
+        return Prepared(None, group, key=key, line=line, zero_weighted=fmt.zero_weighted(record))
+    return Prepared(record, group, key=key)
 
 
-def build(fmt: Format, example: Example, max_tokens: int) -> Built:
+def build(fmt: Format, example: Example, max_tokens: int, lines: bool = False) -> Built:
     """`example`'s records, prepared; a record that cannot be checked ends the example there,
     as it always has (the records before it are kept)."""
     records: list[Prepared] = []
     try:
         for record, group in fmt.build(example):
-            records.append(prepare(fmt, record, group, max_tokens))
+            records.append(prepare(fmt, record, group, max_tokens, lines))
     except Unusable as exc:
         return Built(records, invalid=exc.reason)
     except SHAPE_ERRORS as exc:
@@ -87,13 +99,14 @@ def build(fmt: Format, example: Example, max_tokens: int) -> Built:
     return Built(records)
 
 
-def too_long(fmt: Format, record: dict[str, Any], max_tokens: int) -> bool:
+def too_long(fmt: Format, record: dict[str, Any], max_tokens: int, size: int) -> bool:
     """Whether `record` is over `max_tokens`, counted only when it could be: a token of the
     byte-level BPE encodings is at least one byte of UTF-8, and a record's JSON holds every
     text the formats count plus more bytes per message than their 3-token overhead, so a
     record whose JSON fits in `max_tokens` bytes fits in `max_tokens` tokens. Counting cost
-    7% of an export (issue 21); most records are far below the limit."""
-    if len(orjson.dumps(record)) <= max_tokens:
+    7% of an export (issue 21); most records are far below the limit. `size`: the bytes of
+    the record's JSON."""
+    if size <= max_tokens:
         return False
     tokens = fmt.tokens(record)
     return tokens is not None and tokens > max_tokens

@@ -32,14 +32,17 @@ from exporters.curate import Sample, split_of
 from exporters.formats import Format, FormatOptions, get_format
 from exporters.history import RejectedAnswers, learn_before
 from exporters.output import MANIFEST, clear_out, describe_file, describe_records
+from exporters.parquet import require_pyarrow
 from exporters.pool import worked
 from exporters.prepare import SHAPE_ERRORS, Failure, Prepared, build, prepare
 from exporters.privacy import Privacy
-from exporters.selection import Example, Filters, select
+from exporters.progress import Progress
+from exporters.selection import Example, Filters, export_query, select
 from exporters.shards import OrderLog, Shard, position
 from exporters.writers import CountOnly, Writer
 from gateway import __version__
 from gateway.config import AnonymizeConfig
+from gateway.errors import ConfigError
 from gateway.privacy.subjects import Subjects
 from gateway.store.base import ExportSource
 
@@ -82,28 +85,13 @@ class _Tally:
             + sum(self.unformattable.values())
         )
 
-    def progress(self, seconds: float) -> Progress:
-        return Progress(self.read, self.written, seconds, self.dropped())
+    def progress(self, seconds: float, total: int | None) -> Progress:
+        return Progress(self.read, self.written, seconds, self.dropped(), total)
 
 
-@dataclass(frozen=True)
-class Progress:
-    """How far a run is, for a terminal: rows read from the store, records written and rows
-    or records dropped (filtered, invalid, duplicate, too long, unformattable) so far."""
-
-    read: int
-    written: int
-    seconds: float
-    dropped: int = 0
-
-    @property
-    def rate(self) -> float:
-        """Rows read per second."""
-        return self.read / self.seconds if self.seconds > 0 else 0.0
-
-
-# How often (in rows read) a run reports its progress.
-PROGRESS_EVERY = 1_000
+# How often (in rows read) a run reports its progress; the terminal line and the run's row
+# show it at most every few seconds (exporters.progress).
+PROGRESS_EVERY = 200
 
 
 async def run_export(
@@ -119,13 +107,15 @@ async def run_export(
     """Write the dataset into `out_dir` (created if missing; it must be empty unless `replace`
     lets an earlier export's files in it be removed) and return its manifest, which is also
     written as `manifest.json`. With `out_dir=None`, write nothing and return the counts.
-    `progress` is called every `PROGRESS_EVERY` rows read and once at the end. `jobs` > 1
+    `progress` is called every `PROGRESS_EVERY` rows read and once at the end, with the total
+    the store holds for the selection (counted first, only when `progress` is given). `jobs` > 1
     redacts (and builds) in that many processes (exporters.pool); the output is the same
     for any `jobs`."""
     started = datetime.now(UTC)
     clock = time.monotonic()
     fmt = get_format(request.format, request.options)
     filters = request.filters.for_format(fmt.all_traffic)
+    check_output(fmt, request.shard)
     if request.shard is not None:
         request.shard.check(fmt, filters.max_examples)
     privacy = Privacy(anonymize)
@@ -137,6 +127,8 @@ async def run_export(
         clear_out(out_dir, replace)
         out_dir.mkdir(parents=True, exist_ok=True)
     writer = CountOnly() if out_dir is None else fmt.open_writer(out_dir)
+    # A JSON-lines writer takes each record as the line made where it was built.
+    lines = writer.takes_lines
     sample = Sample(filters.max_examples, filters.seed) if filters.max_examples else None
     seen: set[int] = set()
     shard = request.shard
@@ -164,13 +156,18 @@ async def run_export(
     def observe(example: Example) -> None:
         tally.read += 1
         if progress is not None and tally.read % PROGRESS_EVERY == 0:
-            progress(tally.progress(time.monotonic() - clock))
+            progress(tally.progress(time.monotonic() - clock, total))
         learn(example)
 
-    def write(split: str, record: dict[str, Any]) -> None:
-        writer.write(split, record)
+    def write(split: str, prepared: Prepared) -> None:
+        if prepared.line is not None:
+            writer.write_line(split, prepared.line)
+            tally.zero_weighted += prepared.zero_weighted
+        else:
+            assert prepared.record is not None  # only a dropped record is left behind
+            writer.write(split, prepared.record)
+            tally.zero_weighted += fmt.zero_weighted(prepared.record)
         tally.written += 1
-        tally.zero_weighted += fmt.zero_weighted(record)
 
     def accept(prepared: Prepared) -> None:
         if prepared.problem is not None:
@@ -179,10 +176,8 @@ async def run_export(
         if prepared.too_long:
             tally.too_long += 1
             return
-        record = prepared.record
-        assert record is not None  # only a dropped record is left behind
         if prepared.key is None:  # all traffic: no dedup, no split
-            write("all", record)
+            write("all", prepared)
             return
         if prepared.key in seen:
             tally.duplicate += 1
@@ -192,10 +187,14 @@ async def run_export(
         if order is not None:
             order.add(split, places[0], prepared.key)
         if sample is None:
-            write(split, record)
+            write(split, prepared)
         else:
-            sample.offer(prepared.key, split, record)
+            sample.offer(prepared.key, split, prepared)
 
+    total = None
+    if progress is not None:
+        query = export_query(filters, fmt.endpoints, request.changed_since)
+        total = await store.export_count(query)
     starts = [moment for moment in (filters.since, request.changed_since) if moment is not None]
     if starts and not fmt.all_traffic:
         # Rejections in conversations that began before this export's window.
@@ -220,10 +219,10 @@ async def run_export(
                 tally.latest_change = change
             yield example
 
-    async for done in worked(selected(), privacy, fmt, anonymize, jobs):
+    async for done in worked(selected(), privacy, fmt, anonymize, jobs, lines):
         built = done.built
         if done.example is not None:  # a format that keeps state builds here
-            built = build(fmt, done.example, request.options.max_tokens)
+            built = build(fmt, done.example, request.options.max_tokens, lines)
         if built is not None:
             for prepared in built.records:
                 accept(prepared)
@@ -236,20 +235,20 @@ async def run_export(
             places.popleft()
     for record, group in fmt.finish():
         try:
-            accept(prepare(fmt, record, group, request.options.max_tokens))
+            accept(prepare(fmt, record, group, request.options.max_tokens, lines))
         except SHAPE_ERRORS as exc:
             skip("a record built from several interactions", Failure.of(exc))
     if sample is not None:
         tally.not_sampled = sample.passed_over
-        for split, record in sample.drain():
-            write(split, record)
+        for split, kept in sample.drain():
+            write(split, kept)
     files = writer.close()
     if order is not None:
         files.append(order.close())
     if out_dir is not None:
         files += describe_records(fmt, writer, out_dir)
     if progress is not None:
-        progress(tally.progress(time.monotonic() - clock))
+        progress(tally.progress(time.monotonic() - clock, total))
     manifest = _manifest(fmt, filters, request, tally, privacy, writer, files, out_dir, started)
     manifest.update(subjects.manifest())  # user_hashes, session_hashes
     if shard is not None:
@@ -257,6 +256,18 @@ async def run_export(
     if out_dir is not None:
         (out_dir / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return manifest
+
+
+def check_output(fmt: Format, shard: Shard | None) -> None:
+    """Refuse a file format `fmt` cannot write, before anything is read or written."""
+    output = fmt.options.output
+    if output not in fmt.outputs:
+        raise ConfigError(f"the {fmt.name} format writes {', '.join(fmt.outputs)}, not {output}")
+    if output != "jsonl":
+        if shard is not None:
+            # `flywheel dataset merge` reads the shards' JSON lines.
+            raise ConfigError(f"--shard writes JSON lines: --output-format {output} is refused")
+        require_pyarrow()
 
 
 def _manifest(
@@ -278,7 +289,7 @@ def _manifest(
         "created_at": started.isoformat(),
         "filters": filters.describe(),
         "changed_since": request.changed_since.isoformat() if request.changed_since else None,
-        "options": {"max_tokens": request.options.max_tokens},
+        "options": {"max_tokens": request.options.max_tokens, "output": request.options.output},
         "split": {
             "by": "user, else session",
             "validation_fraction": filters.validation_fraction,

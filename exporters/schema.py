@@ -50,6 +50,23 @@ def _yaml_type(feature: Schema) -> dict[str, Any]:
     return {"dtype": feature}
 
 
+def fits(value: Any, schema: Schema) -> bool:
+    """Whether `type_problems(value, schema)` is empty, told without writing where each value
+    is: nearly every record fits, and naming every path cost ~15% of building a record."""
+    if value is None or schema == "json":
+        return True
+    if isinstance(schema, list):
+        inner = schema[0]
+        return isinstance(value, list) and all(fits(item, inner) for item in value)
+    if isinstance(schema, dict):
+        return (
+            isinstance(value, dict)
+            and value.keys() <= schema.keys()
+            and all(fits(value.get(name), feature) for name, feature in schema.items())
+        )
+    return _fits(value, schema)
+
+
 def type_problems(value: Any, schema: Schema, where: str = "") -> list[str]:
     """Where `value` does not fit `schema`; each problem starts with `schema_type:`."""
     if value is None or schema == "json":

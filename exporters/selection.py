@@ -121,14 +121,7 @@ async def select(
     """Examples that pass `filters`, oldest first; `dropped` counts the rest by filter.
     `observe` sees every row read, before the filters, kept or not. With `holds` (a shard),
     only the rows whose id it holds are filtered, counted and given out."""
-    query = ExportQuery(
-        window=TimeWindow(filters.since, filters.until),
-        models=filters.models,
-        variants=filters.variants,
-        users=filters.users,
-        endpoints=endpoints,
-        changed_since=changed_since,
-    )
+    query = export_query(filters, endpoints, changed_since)
     after: Cursor | None = None
     while True:
         page = await store.export_page(query, after, PAGE_SIZE)
@@ -147,6 +140,20 @@ async def select(
             return
         last = page[-1]
         after = Cursor(datetime.fromisoformat(str(last["created_at"])), str(last["id"]))
+
+
+def export_query(
+    filters: Filters, endpoints: tuple[str, ...] = (), changed_since: datetime | None = None
+) -> ExportQuery:
+    """What `select` asks the store for: the filters the store applies itself."""
+    return ExportQuery(
+        window=TimeWindow(filters.since, filters.until),
+        models=filters.models,
+        variants=filters.variants,
+        users=filters.users,
+        endpoints=endpoints,
+        changed_since=changed_since,
+    )
 
 
 def rejection(example: Example, filters: Filters) -> str | None:

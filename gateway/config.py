@@ -264,6 +264,9 @@ class ExportJobConfig:
     min_new_examples: int = 0
     max_tokens: int = 65_536
     webhook: WebhookConfig | None = None
+    # Processes that redact and build the records (exporters/pool.py). 1 by default: a job
+    # often runs beside a gateway serving traffic, which must keep its cores.
+    jobs: int = 1
 
 
 @dataclass(frozen=True)
@@ -578,6 +581,8 @@ def _export_job(reader: _Reader, name: str, value: Any) -> ExportJobConfig:
             reader.fail(f"{path}.schedule", str(exc))
     if job.min_new_examples < 0:
         reader.fail(f"{path}.min_new_examples", "must be 0 or more")
+    if job.jobs < 1:
+        reader.fail(f"{path}.jobs", "must be 1 or more")
     return replace(
         job,
         filters=filters,

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
+from gateway.admin.params import encode_cursor
 from gateway.appkeys import STORE
 from gateway.ids import uuid7
 from tests.fake_upstream import FakeUpstream
@@ -59,8 +60,11 @@ HOUR6 = quote((T0.replace(hour=6)).isoformat())
         ("has_feedback=false&model=exp", ["i5"]),
         ("outcome=rejected", ["i1"]),
         ("min_rating=4", ["i0", "i1"]),
+        ("thumbs=up", ["i0", "i4"]),
+        ("thumbs=down&has_feedback=true", ["i2", "i3"]),
         ("quality_flag=truncated", ["i1"]),
         ("q=PARIS", ["i0"]),
+        ("q=in+%22Germany%22", ["i1"]),
         (f"since={HOUR3}&until={HOUR6}", ["i3", "i4", "i5"]),
         ("since=2025-03-01T10:00:00Z", ["i10", "i11"]),
         ("until=2025-03-01", []),  # a date is midnight UTC; until is exclusive
@@ -87,16 +91,45 @@ async def test_cursor_pagination(gateway: GatewayHarness, seeded: dict[str, str]
         assert answer.body["has_more"] is True
         path = f"/admin/interactions?limit=5&model=chat-a&cursor={answer.body['next_cursor']}"
     assert pages == [["i11", "i10", "i9", "i8", "i7"], ["i6", "i2", "i1", "i0"]]
+    assert answer.body["prev_cursor"] is not None  # the last page has newer ones before it
     everything = await _get(gateway, "/admin/interactions")
     assert len(everything.body["data"]) == 12  # the default limit, 50, holds them all
     row = everything.body["data"][-1]
     assert row["feedback_count"] == 2 and row["request"]["messages"]
 
 
+async def test_prev_cursor_pages_back_to_the_newest(
+    gateway: GatewayHarness, seeded: dict[str, str]
+) -> None:
+    first = await _get(gateway, "/admin/interactions?limit=5&model=chat-a")
+    assert first.body["prev_cursor"] is None  # nothing is newer than the first page
+    second = await _get(
+        gateway, f"/admin/interactions?limit=5&model=chat-a&cursor={first.body['next_cursor']}"
+    )
+    assert _names(seeded, second.body["data"]) == ["i6", "i2", "i1", "i0"]
+    back = await _get(
+        gateway, f"/admin/interactions?limit=5&model=chat-a&before={second.body['prev_cursor']}"
+    )
+    assert back.status == 200, back.body
+    assert _names(seeded, back.body["data"]) == _names(seeded, first.body["data"])
+    assert (back.body["has_more"], back.body["prev_cursor"]) == (False, None)
+    assert back.body["next_cursor"] == first.body["next_cursor"]
+    # Two rows back from the oldest: a page of two, with more newer ones.
+    both = f"cursor={first.body['next_cursor']}&before={second.body['prev_cursor']}"
+    refused = await _get(gateway, f"/admin/interactions?{both}")
+    assert (refused.status, refused.body["error"]["param"]) == (422, "before")
+    i0 = encode_cursor(second.body["data"][-1])
+    oldest = await _get(gateway, f"/admin/interactions?limit=2&before={i0}")
+    assert _names(seeded, oldest.body["data"]) == ["i2", "i1"]
+    assert oldest.body["has_more"] is True and oldest.body["prev_cursor"] is not None
+
+
 @pytest.mark.parametrize(
     ("query", "param"),
     [
         ("limit=0", "limit"),
+        ("thumbs=sideways", "thumbs"),
+        ("before=not-a-cursor", "before"),
         ("limit=501", "limit"),
         ("limit=ten", "limit"),
         ("cursor=not-a-cursor", "cursor"),

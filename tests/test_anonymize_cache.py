@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 
 import pytest
 
 from bench.anonymize_recall import DEFAULT_CORPUS, load_corpus
 from gateway.anonymize import Anonymizer, Redaction
-from gateway.anonymize.engine import SpanCache, _part
+from gateway.anonymize.engine import ENTRY_BYTES, ResultCache, SpanCache
 from gateway.anonymize.names import later_mentions
 from gateway.anonymize.patterns import BUILTIN_RULES, DIGIT
 
@@ -29,8 +30,8 @@ class Plain(Anonymizer):
         spans: list[tuple[int, int, str, str]] = []
         taken = bytearray(len(text))
         for rule in self.rules:
-            for match in rule.pattern.finditer(text):
-                start, end, value = _part(match, rule.group)
+            for match in rule.pattern.finditer(text):  # plain `re`, not the Scanner
+                start, end, value = _plain_part(match, rule.group)
                 if start == end or any(taken[start:end]):
                     continue
                 if rule.valid is not None and not rule.valid(value):
@@ -47,6 +48,15 @@ class Plain(Anonymizer):
             for n in later_mentions(text, people, taken, self.lexicon)
         ]
         return self._replace(text, spans, people)
+
+
+def _plain_part(match: re.Match[str], group: int) -> tuple[int, int, str]:
+    if group == -1:
+        for index in range(1, (match.lastindex or 0) + 1):
+            if match.group(index) is not None:
+                return match.start(index), match.end(index), match.group(index)
+        return match.start(), match.start(), ""
+    return match.start(group), match.end(group), match.group(group)
 
 
 def plain() -> Anonymizer:
@@ -139,3 +149,41 @@ def test_every_builtin_rule_match_holds_what_its_pre_check_asks_for(texts: list[
 def test_a_unicode_digit_is_a_digit_for_the_pre_check() -> None:
     # The rules' \d matches Arabic-Indic digits; a [0-9] pre-check would skip the rule.
     assert DIGIT.search("\u0663")
+
+
+def test_a_redaction_is_reused_only_with_the_same_pseudonym_table() -> None:
+    anonymizer = Anonymizer(cache_size=100)
+    # Long enough to be remembered (REMEMBERED_FROM_CHARS).
+    note = "Pasient: Kari Nordmann, tlf 912 34 567. Kari ringte i dag." + " Vondt i ryggen." * 16
+    first: dict[str, int] = {}
+    assert anonymizer.redact(note, first).text.startswith(
+        "Pasient: [PERSON_1], tlf [PHONE]. [PERSON_1] ringte i dag."
+    )
+    again: dict[str, int] = {}
+    reused = anonymizer.redact(note, again)
+    assert reused.text.startswith("Pasient: [PERSON_1], tlf [PHONE]. [PERSON_1] ringte i dag.")
+    assert reused.counts == {"person": 2, "phone": 1}
+    assert again == first  # the table is grown as the first time
+    assert len(anonymizer.results._results) == 1
+    # Another person came first in this example: the same note numbers Kari 2, not 1.
+    other = {"ola hansen": 1, "ola": 1, "hansen": 1}
+    assert anonymizer.redact(note, other).text.startswith("Pasient: [PERSON_2], tlf [PHONE]")
+    assert other["kari nordmann"] == 2
+    assert len(anonymizer.results._results) == 2
+    assert Plain().redact(note, {"ola hansen": 1, "ola": 1, "hansen": 1}).text == (
+        anonymizer.redact(note, {"ola hansen": 1, "ola": 1, "hansen": 1}).text
+    )
+
+
+def test_the_result_cache_keeps_at_most_its_size_in_bytes() -> None:
+    entry = ENTRY_BYTES + 9
+    cache = ResultCache(entry * 100)
+    for n in range(100):
+        cache.put(bytes([n]), ("x" * 9, (), ()))
+    assert cache.bytes == entry * 100 and len(cache._results) == 100
+    for n in range(100, 200):
+        cache.put(bytes([n]), ("y" * 9, (), ()))
+    assert cache.bytes <= entry * 100 and cache.get(bytes([0])) is None  # the oldest went first
+    assert cache.get(bytes([199])) == ("y" * 9, (), ())
+    cache.put(b"long", ("z" * 10, (), ()))  # over a hundredth of the size: not kept
+    assert cache.get(b"long") is None

@@ -5,6 +5,7 @@ thread."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -14,8 +15,10 @@ import pytest
 
 from gateway.appkeys import STORE
 from gateway.console.reader import READER
+from gateway.errors import StoreError
 from gateway.store import Store, open_store
 from gateway.store.queries import TimeWindow
+from gateway.store.sqlite import SQLiteStore
 from tests.conftest import base_config
 from tests.feedback_support import T0, seed_review_data
 
@@ -85,3 +88,54 @@ async def test_on_postgres_the_console_reads_through_the_app_pool(
 ) -> None:
     gateway = await make_gateway(base_config(upstream, postgres_url))
     assert gateway.app[READER] is gateway.app[STORE]
+
+
+async def test_sqlite_reads_a_window_through_the_created_at_index(sqlite_url: str) -> None:
+    """Grouped by model and variant, SQLite preferred walking the (model, variant, created_at)
+    index over every row to skip a sort; the overview's queries must read the window's rows
+    through the created_at index instead, whatever the planner would like."""
+    store = await open_store(sqlite_url)
+    try:
+        await store.migrate()
+        await seed_review_data(store)
+        asked: list[tuple[str, list[Any]]] = []
+        fetch = store._fetch
+
+        async def spy(sql: str, params: Any = (), *rest: Any) -> Any:
+            asked.append((sql, [v.isoformat() if hasattr(v, "isoformat") else v for v in params]))
+            return await fetch(sql, params, *rest)
+
+        store._fetch = spy  # type: ignore[method-assign]
+        window = TimeWindow(since=T0 + timedelta(hours=2))
+        await store.usage_by_variant(window)
+        await store.feedback_by_variant(window)
+        assert len(asked) == 2
+        conn = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))
+        try:
+            for sql, params in asked:
+                plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+                assert "interactions_created_at" in plan, plan
+                assert "interactions_model_variant" not in plan, plan
+        finally:
+            conn.close()
+    finally:
+        await store.close()
+
+
+async def test_closing_the_reader_waits_for_a_statement_still_running(tmp_path: Any) -> None:
+    """The console's reader runs calls on two threads; at shutdown a cancelled task (the search
+    indexer) leaves its statement running on one. Closing must wait for it: a connection
+    closed under a running statement crashed the process."""
+    store = await SQLiteStore.open(f"sqlite:///{tmp_path}/reader.db", threads=2)
+    await store.migrate()
+    count = (
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 2000000)"
+        " SELECT count(*) AS c FROM n"
+    )
+    slow = asyncio.ensure_future(store._fetch(count))
+    await store.ping()  # the other thread has its connection too
+    await asyncio.sleep(0.05)
+    slow.cancel()  # the task ends; its statement does not
+    await store.close()
+    with pytest.raises(StoreError):
+        await store.ping()

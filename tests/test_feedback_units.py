@@ -24,7 +24,7 @@ from gateway.feedback.tokens import FeedbackTokens
 from gateway.ids import uuid7
 from gateway.records.feedback import latest
 from gateway.records.interaction import Interaction
-from gateway.store.queries import like_pattern
+from gateway.store.queries import contains_pattern
 
 
 # -- edit distance --------------------------------------------------------------------------
@@ -208,9 +208,10 @@ def test_cors_origin_matching() -> None:
     assert FeedbackCors(["*"]).allowed("http://anything.test") == "*"
 
 
-def test_like_pattern_escapes_wildcards_and_matches_json_text() -> None:
-    assert like_pattern("50%_off") == "%50\\%\\_off%"
-    assert like_pattern('say "hi"') == '%say \\\\"hi\\\\"%'  # \" in JSON, its \ escaped for LIKE
+def test_contains_pattern_escapes_wildcards_and_the_escape() -> None:
+    assert contains_pattern("50%_off") == "%50\\%\\_off%"
+    assert contains_pattern('say "hi"') == '%say "hi"%'  # searched as text, not as JSON
+    assert contains_pattern("a\\b") == "%a\\\\b%"
 
 
 # -- config ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from exporters.chat import CONVERSATION_ENDPOINTS
-from exporters.schema import Schema, type_problems
+from exporters.schema import Schema, fits, type_problems
 from exporters.selection import Example
 from exporters.writers import JsonlSplits, Writer
 
@@ -61,6 +61,8 @@ class FormatOptions:
     # arm that replaced the client's system prompt is paired on the other turns only (see
     # `exporters.pairing`). None: not known, every arm is paired on the other turns only.
     system_prompt_variants: frozenset[tuple[str, str]] | None = None
+    # The files' format: `jsonl`, or `parquet` where the format offers it (`huggingface`).
+    output: str = "jsonl"
 
 
 class Format:
@@ -78,6 +80,9 @@ class Format:
     # so a worker process may build (exporters.pool); else the exporting process builds.
     builds_anywhere: ClassVar[bool] = False
 
+    # The file formats it can write (`FormatOptions.output`).
+    outputs: ClassVar[tuple[str, ...]] = ("jsonl",)
+
     def __init__(self, options: FormatOptions = FormatOptions()):
         self.options = options
 
@@ -94,7 +99,7 @@ class Format:
     def problems(self, record: dict[str, Any]) -> list[str]:
         """The format's checks, then the schema's: a record must fit both to be written."""
         problems = self.check(record)
-        if not problems and self.schema is not None:
+        if not problems and self.schema is not None and not fits(record, self.schema):
             problems = type_problems(record, self.schema)
         return problems
 

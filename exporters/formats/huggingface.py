@@ -1,4 +1,5 @@
-"""A Hugging Face dataset folder: `data/{train,validation}.jsonl` and a `README.md` card.
+"""A Hugging Face dataset folder: `data/{train,validation}.jsonl` (or `.parquet`, with
+`--output-format parquet`) and a `README.md` card.
 
 `datasets.load_dataset(folder)` reads the folder as it is, offline: the card's YAML names each
 split's file and declares the features. Declaring them matters: the JSON loader infers each
@@ -28,6 +29,7 @@ from typing import Any
 from exporters.card import front_matter
 from exporters.chat import Unusable, prompt_messages, target_message, text_of
 from exporters.formats import Built, Format
+from exporters.parquet import ParquetSplits
 from exporters.schema import TEXT_MESSAGE
 from exporters.selection import Example
 from exporters.writers import JsonlSplits, Writer
@@ -55,6 +57,7 @@ _PYTHON_TYPES: dict[str, type] = {"string": str, "int64": int}
 class HuggingFace(Format):
     builds_anywhere = True
     name = "huggingface"
+    outputs = ("jsonl", "parquet")
     schema = {"messages": [TEXT_MESSAGE], "metadata": METADATA}
     own_card = True
 
@@ -73,7 +76,7 @@ class HuggingFace(Format):
         return count_text("\n".join(m["content"] for m in record["messages"]))
 
     def open_writer(self, out_dir: Any) -> Writer:
-        return DatasetFolder(Path(out_dir), self.name)
+        return DatasetFolder(Path(out_dir), self.name, self.options.output)
 
 
 def _message(message: dict[str, Any]) -> dict[str, str]:
@@ -146,19 +149,30 @@ class DatasetFolder(Writer):
     """The JSONL splits under `data/`, then, once the counts are known, the card that
     describes them."""
 
-    def __init__(self, out_dir: Path, format_name: str):
+    def __init__(self, out_dir: Path, format_name: str, output: str = "jsonl"):
         self.out_dir = out_dir
         self.format_name = format_name
         self.created_at = datetime.now(UTC)
-        self._splits = JsonlSplits(out_dir, folder=DATA_FOLDER)
+        self._splits: JsonlSplits | ParquetSplits = (
+            ParquetSplits(out_dir, HuggingFace.schema, folder=DATA_FOLDER)
+            if output == "parquet"
+            else JsonlSplits(out_dir, folder=DATA_FOLDER)
+        )
 
     @property
     def counts(self) -> dict[str, int]:
         # The pipeline's manifest reads the counts from the writer.
         return self._splits.counts
 
+    @property
+    def takes_lines(self) -> bool:  # type: ignore[override]
+        return self._splits.takes_lines
+
     def write(self, split: str, record: dict[str, Any]) -> None:
         self._splits.write(split, record)
+
+    def write_line(self, split: str, line: bytes) -> None:
+        self._splits.write_line(split, line)
 
     def split_files(self) -> dict[str, tuple[Path, int]]:
         return self._splits.split_files()

@@ -88,16 +88,21 @@ async def get_stats(request: web.Request) -> web.Response:
 async def _page(
     request: web.Request, query: InteractionQuery, fields: tuple[str, ...] | None
 ) -> dict[str, Any]:
-    # One row more than asked tells whether another page exists, without a count.
+    # One row more than asked tells whether another page exists, without a count. Paging
+    # backwards (`before`), that row is the newest one: the far end from the cursor.
     extra = dataclasses.replace(query, limit=query.limit + 1)
     store: ReviewStore = request.app[STORE]
     rows = await store.list_interactions(extra)
     more = len(rows) > query.limit
-    rows = rows[: query.limit]
+    backwards = query.before is not None
+    rows = (rows[-query.limit :] if backwards else rows[: query.limit]) if more else rows
     data = [{name: preview(row[name]) for name in fields or row} for row in rows]
+    newer = more if backwards else query.after is not None
+    older = backwards or more
     return {
         "object": "list",
         "data": data,
         "has_more": more,
-        "next_cursor": encode_cursor(rows[-1]) if more else None,
+        "next_cursor": encode_cursor(rows[-1]) if rows and older else None,
+        "prev_cursor": encode_cursor(rows[0]) if rows and newer else None,
     }

@@ -2,7 +2,8 @@
 
 Unknown parameters are errors, like unknown config keys: `?modle=x` silently listing everything
 would be a wrong answer, not a convenience. The cursor is opaque to clients (base64url of the
-last row's created_at and id); only this module reads it.
+last row's created_at and id); only this module reads it. `cursor` pages to older rows and
+`before` (the answer's `prev_cursor`) to newer ones; a query takes one of them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import orjson
 from multidict import MultiMapping
 
 from gateway.errors import ValidationFailed
-from gateway.records.feedback import OUTCOMES
+from gateway.records.feedback import OUTCOMES, THUMBS
 from gateway.records.interaction import CLIENT_DISCONNECTED, ERROR, SUCCESS
 from gateway.store.queries import Cursor, InteractionQuery, TimeWindow
 
@@ -37,9 +38,11 @@ LIST_PARAMS = (
     "has_feedback",
     "outcome",
     "min_rating",
+    "thumbs",
     "quality_flag",
     "q",
     "cursor",
+    "before",
     "limit",
 )
 
@@ -61,9 +64,11 @@ def interaction_query(params: MultiMapping[str]) -> InteractionQuery:
         "has_feedback": ("has_feedback", _boolean),
         "outcome": ("outcome", _choice(OUTCOMES)),
         "min_rating": ("min_rating", _int_between(1, 5)),
+        "thumbs": ("thumbs", _choice(THUMBS)),
         "quality_flag": ("quality_flag", _text),
         "q": ("text", _text),
         "cursor": ("after", decode_cursor),
+        "before": ("before", decode_cursor),
         "limit": ("limit", _int_between(1, MAX_LIMIT)),
     }
     for param, (name, check) in checks.items():
@@ -75,6 +80,8 @@ def interaction_query(params: MultiMapping[str]) -> InteractionQuery:
         if not sep or not key:
             problems.append(("tag", f"must be key=value, got {raw!r}"))
         tags[key] = value
+    if "cursor" in params and "before" in params:
+        problems.append(("before", "cannot be given with cursor (one direction at a time)"))
     window = _window(params, problems)
     _raise(problems)
     return InteractionQuery(window=window, tags=tags, **values)

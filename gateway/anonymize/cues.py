@@ -145,6 +145,8 @@ SIGNATURE_RE = re.compile(
 WORD_RE = re.compile(r"[^\W\d_]+")
 # Where a later mention can begin: a capitalised word, with the marks names carry (O'Brien).
 MENTION_WORD_RE = re.compile(rf"(?<![\w-])[{_UP}][\w'\u2019.-]*")
+# What every such word holds: a text without it mentions no one (a role, a tool name, a number).
+CAPITAL_RE = re.compile(f"[{_UP}]")
 # Not inside a path, a domain or an address; after a bare @ it is a mention: "@Jasper".
 SEQUENCE_RE = re.compile(rf"(?<![\w/\\.-])(?<!\w@){_SEQUENCE}")
 TOKEN_RE = re.compile(_TOKEN)

@@ -18,9 +18,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gateway.anonymize import cues
 from gateway.anonymize.lexicon import Lexicon, load_lexicon
 from gateway.anonymize.names import NameFinder, later_mentions
 from gateway.anonymize.patterns import BUILTIN_RULES, DEFAULT_PLACEHOLDERS, Rule
+from gateway.anonymize.scan import Scanner, scanner
 
 if TYPE_CHECKING:
     from gateway.config import AnonymizeConfig
@@ -65,6 +67,9 @@ class Anonymizer:
         self.lexicon = lexicon or load_lexicon()
         self.names = NameFinder(self.lexicon)
         self.spans = SpanCache(cache_size)
+        self.results = ResultCache(RESULT_BYTES if cache_size else 0)
+        self._scanned: tuple[Rule, ...] | None = None
+        self._scan_table: tuple[tuple[Rule, Scanner, Scanner | None], ...] = ()
 
     def redact(self, text: str, people: dict[str, int] | None = None) -> Redaction:
         """`text` with personal data replaced. Pass one `people` dict for all the texts of
@@ -76,53 +81,89 @@ class Anonymizer:
             self.spans.put(key, found)
         if not found and not people:
             return Redaction(text, Counter())  # nothing here, and no one to mention later
-        spans = list(found)
-        taken = bytearray(len(text))
-        for start, end, _, _ in spans:
-            taken[start:end] = b"\x01" * (end - start)
         people = {} if people is None else people
-        for _, _, kind, value in sorted(spans):
+        if found and self.results.size and len(text) >= REMEMBERED_FROM_CHARS:
+            return self._remembered(key, text, people, found)
+        return self._redact(key, text, people, found)
+
+    def _remembered(
+        self, key: bytes, text: str, people: dict[str, int], found: tuple[Span, ...]
+    ) -> Redaction:
+        """`_redact`, remembered: its result depends on the text and the pseudonym table it
+        meets, and a repeated prompt meets the same table (most often an empty one) row
+        after row."""
+        state = "\x00".join(f"{name}\x01{number}" for name, number in sorted(people.items()))
+        memo = hashlib.blake2b(key + state.encode("utf-8", "surrogatepass"), digest_size=16)
+        digest = memo.digest()
+        kept = self.results.get(digest)
+        if kept is not None:
+            redacted, counts, added = kept
+            people.update(added)
+            return Redaction(redacted, Counter(dict(counts)))
+        before = len(people)
+        result = self._redact(key, text, people, found)
+        # The table only grows, in order: what this text added is its last entries.
+        added = tuple(people.items())[before:]
+        self.results.put(digest, (result.text, tuple(result.counts.items()), added))
+        return result
+
+    def _redact(
+        self, key: bytes, text: str, people: dict[str, int], found: tuple[Span, ...]
+    ) -> Redaction:
+        for _, _, kind, value in sorted(found):
             if kind == "person":
                 self._remember(people, value)
         # A name once recognised is personal wherever it appears in the example, in full or
         # as one of its parts ("Kari").
-        spans += self._mentions(key, text, people, taken)
-        return self._replace(text, spans, people)
+        mentions = self._mentions(key, text, people, found)
+        if not found and not mentions:
+            return Redaction(text, Counter())  # most texts: nothing to replace
+        return self._replace(text, [*found, *mentions], people)
 
     def _mentions(
-        self, key: bytes, text: str, people: dict[str, int], taken: bytearray
+        self, key: bytes, text: str, people: dict[str, int], found: tuple[Span, ...]
     ) -> tuple[Span, ...]:
-        """Later mentions of `people` in `text`. They depend on the text and on which names
-        the example holds, not on their numbers: a repeated prompt meets the same names
-        (most often its own) row after row, so they are kept under both."""
-        if not people:
+        """Later mentions of `people` in `text`, outside the spans `found` in it. They depend
+        on the text and on which names the example holds, not on their numbers: a repeated
+        prompt meets the same names (most often its own) row after row, so they are kept
+        under both."""
+        if not people or cues.CAPITAL_RE.search(text) is None:
+            return ()  # a mention begins with a capital (cues.MENTION_WORD_RE)
+        # A mention is a name (or part) whose casefold is in the text's casefold: most texts
+        # (a system prompt, a case number) hold none, which this tells cheaper than a lookup.
+        folded = text.casefold()
+        if not any(name in folded for name in people):
             return ()
         if self.spans.size:
             names = "\x00".join(sorted(people)).encode("utf-8", "surrogatepass")
             key = hashlib.blake2b(key + names, digest_size=16).digest()
-        found = self.spans.get(key)
-        if found is None:
-            found = tuple(
+        mentions = self.spans.get(key)
+        if mentions is None:
+            taken = bytearray(len(text))
+            for start, end, _, _ in found:
+                taken[start:end] = b"\x01" * (end - start)
+            mentions = tuple(
                 (n.start, n.end, "person", n.text)
                 for n in later_mentions(text, people, taken, self.lexicon)
             )
-            self.spans.put(key, found)
-        return found
+            self.spans.put(key, mentions)
+        return mentions
 
     def _find(self, text: str) -> tuple[Span, ...]:
         """The spans of `text` that depend on nothing else: rules, then names. `taken` marks
         exactly these spans, so it can be rebuilt from them."""
         spans: list[Span] = []
         taken = bytearray(len(text))
-        present: dict[re.Pattern[str], bool] = {}
-        for rule in self.rules:
-            if rule.needs is not None:
-                if rule.needs not in present:
-                    present[rule.needs] = rule.needs.search(text) is not None
-                if not present[rule.needs]:
+        present: dict[Scanner, bool] = {}
+        for rule, scan, needs in self._scanners():
+            if needs is not None:
+                held = present.get(needs)
+                if held is None:
+                    held = present[needs] = needs.holds(text)
+                if not held:
                     continue
-            for match in rule.pattern.finditer(text):
-                start, end, value = _part(match, rule.group)
+            for found, found_end, match in scan.finditer(text):
+                start, end, value = _part(text, found, found_end, match, rule.group)
                 if start == end or any(taken[start:end]):
                     continue
                 if rule.valid is not None and not rule.valid(value):
@@ -131,6 +172,17 @@ class Anonymizer:
                 spans.append((start, end, rule.kind, value))
         spans += [(n.start, n.end, "person", n.text) for n in self.names.find(text, taken)]
         return tuple(spans)
+
+    def _scanners(self) -> tuple[tuple[Rule, Scanner, Scanner | None], ...]:
+        """Each rule with the Scanners of its pattern and pre-check, looked up once: a
+        pattern's hash covers its compiled code, too slow to take per rule and text."""
+        if self._scanned is not self.rules:  # made on first use, again if rules are replaced
+            self._scan_table = tuple(
+                (rule, scanner(rule.pattern), None if rule.needs is None else scanner(rule.needs))
+                for rule in self.rules
+            )
+            self._scanned = self.rules
+        return self._scan_table
 
     def redact_name(
         self, value: str, people: dict[str, int], identifier: bool = False
@@ -215,10 +267,54 @@ class SpanCache:
             self._spans.popitem(last=False)
 
 
-def _part(match: re.Match[str], group: int) -> tuple[int, int, str]:
+# What `ResultCache` may hold with a span cache, in bytes as it counts them (~the real size).
+RESULT_BYTES = 16_000_000
+# Shorter texts are redacted from their spans each time: remembering one costs about as much.
+REMEMBERED_FROM_CHARS = 256
+# What an entry costs besides its text: the key, the tuples, the dict's slot.
+ENTRY_BYTES = 256
+# A redacted text, its counts, and what it added to the pseudonym table, in order.
+Result = tuple[str, tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]
+
+
+class ResultCache:
+    """Redactions of texts that hold personal data, keyed by a digest of the text and the
+    pseudonym table they met, least recently used first out, at most `size` bytes in all
+    (a text's length plus `ENTRY_BYTES`: it keeps the text, unlike SpanCache). `size` 0 keeps
+    nothing."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.bytes = 0
+        self._results: OrderedDict[bytes, Result] = OrderedDict()
+
+    def get(self, key: bytes) -> Result | None:
+        found = self._results.get(key)
+        if found is not None:
+            self._results.move_to_end(key)
+        return found
+
+    def put(self, key: bytes, result: Result) -> None:
+        cost = len(result[0]) + ENTRY_BYTES
+        if cost > self.size // 100:
+            return  # a text this long would push out a hundred others
+        self._results[key] = result
+        self.bytes += cost
+        while self.bytes > self.size:
+            _, dropped = self._results.popitem(last=False)
+            self.bytes -= len(dropped[0]) + ENTRY_BYTES
+
+
+def _part(
+    text: str, start: int, end: int, match: re.Match[str], group: int
+) -> tuple[int, int, str]:
+    """The personal part of a match from `start` to `end`: all of it, its group `group`, or
+    with -1 whichever of the pattern's groups matched."""
+    if group == 0:
+        return start, end, text[start:end]
     if group == -1:
-        for index in range(1, (match.lastindex or 0) + 1):
+        for index in range(1, match.re.groups + 1):
             if match.group(index) is not None:
                 return match.start(index), match.end(index), match.group(index)
-        return match.start(), match.start(), ""
+        return start, start, ""
     return match.start(group), match.end(group), match.group(group)

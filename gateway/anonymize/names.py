@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from gateway.anonymize import cues
 from gateway.anonymize.lexicon import Lexicon
+from gateway.anonymize.scan import scanner
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class Found:
 class NameFinder:
     def __init__(self, lexicon: Lexicon):
         self.lexicon = lexicon
+        # Both are tried at every position by `re` itself (see scan.py).
+        self._display = scanner(cues.DISPLAY_NAME_RE)
+        self._sequences = scanner(cues.SEQUENCE_RE)
 
     def find(self, text: str, taken: bytearray) -> list[Found]:
         """Names in `text` that overlap no span already `taken` (which this marks as well)."""
@@ -50,21 +54,26 @@ class NameFinder:
         return found
 
     def _cued(self, text: str) -> Iterator[Found]:
-        found: list[tuple[re.Match[str], str]] = []
+        found: list[tuple[int, str]] = []  # where each cue ends, and what it proves
+        by_word = cues.CUES_BY_WORD
         for word in cues.WORD_RE.finditer(text):
-            for pattern, strength in cues.CUES_BY_WORD.get(word.group().lower(), ()):
+            entries = by_word.get(word.group().lower())
+            if entries is None:
+                continue  # most words: no cue begins with them
+            for pattern, strength in entries:
                 match = pattern.match(text, word.start())
                 if match is not None:
-                    found.append((match, strength))
+                    found.append((match.end(), strength))
         if "\n" in text:
-            found += [(m, cues.SIGNATURE) for m in cues.SIGNATURE_RE.finditer(text)]
+            found += [(m.end(), cues.SIGNATURE) for m in cues.SIGNATURE_RE.finditer(text)]
         if "@" in text and "<" in text:
-            found += [(m, cues.SIGNATURE) for m in cues.DISPLAY_NAME_RE.finditer(text)]
-        for cue, strength in found:
+            display = self._display.finditer(text)
+            found += [(end, cues.SIGNATURE) for _, end, _ in display]
+        for end, strength in found:
             if strength == cues.LOWERCASE:
-                yield from self._lowercase_name(text, cue.end())
+                yield from self._lowercase_name(text, end)
                 continue
-            name = self._after_cue(text, cue.end(), strength)
+            name = self._after_cue(text, end, strength)
             if name is not None:
                 yield name
 
@@ -117,17 +126,17 @@ class NameFinder:
         return self.lexicon.is_given(words[0]) or any(self.lexicon.is_family(w) for w in words)
 
     def _listed(self, text: str) -> Iterator[Found]:
-        for run in cues.SEQUENCE_RE.finditer(text):
-            words = list(cues.TOKEN_RE.finditer(run.group()))
+        for start, end, _ in self._sequences.finditer(text):
+            words = list(cues.TOKEN_RE.finditer(text[start:end]))
             for index, word in enumerate(words):
                 if self._could_start_name(word.group()):
-                    name = self._from_given(text, run.start(), words, index)
+                    name = self._from_given(text, start, words, index)
                     if name is not None:
                         yield name
                     break
             else:
-                name = self._before_family(text, run.start(), words) or self._before_speech(
-                    text, run.start(), words
+                name = self._before_family(text, start, words) or self._before_speech(
+                    text, start, words
                 )
                 if name is not None:
                     yield name

@@ -134,14 +134,25 @@ def _ipv4_ok(text: str) -> bool:
 # `[0-9]`: the rules' `\d` matches every Unicode digit, and a pre-check must never skip a match.
 DIGIT = re.compile(r"\d")
 TWO_DIGITS = re.compile(r"\d\d")  # phone, national ids, account numbers, IBAN
-# Every date form has digits around a separator (2024-08-06, 14.03.85, 3/4/2024) or a year.
-DATE_SHAPE = re.compile(r"\d[-./]\d|\d{4}")
+# Every date form has digits around a separator (2024-08-06, 14.03.85, 3/4/2024) or a year
+# after a space ("3 June 2023", "June 3rd, 2023"): "case 100000" and "p12345@x.no" hold neither.
+DATE_SHAPE = re.compile(r"\d[-./]\d| \d{4}\b")
 AT_SIGN = re.compile("@")
 COLON = re.compile(":")
-ASSIGNMENT = re.compile("[=:]")
 # Every alternative of the first secret rule holds one of these literals; the AWS key must
 # hold a `/` or a `+`.
 SECRET_MARKS = re.compile(r"sk[-_]|rk_|AKIA|gh[pousr]_|xox|hf_|AIza|eyJ|Bearer |[/+]")
+# What each phone form holds: `+4`, digits around `-` or `.`, `00` (0047) or `07`/`020` at the
+# start of a number, or a number that starts 2-9 (Norwegian). "Case 100000" holds none.
+PHONE_SHAPE = re.compile(r"\+\d|\d[-.]\d|(?<![\w+])00|\b0[27]|\b[2-9]\d")
+# A street word before a house number, or a house number before a capitalised street name.
+ADDRESS_SHAPE = re.compile(rf"(?:{_NO_STREET})[ \t]+\d|\d[A-Z]?[ \t]+[A-Z]")
+# The setting names of the password rule, as it spells them.
+_SECRET_SETTINGS = (
+    r"[Pp]ass(?:word|wd|ord)|PASS(?:WORD|WD|ORD)|[Ss]ecret|SECRET|[Aa]pi_?[Kk]ey"
+    r"|API_?KEY|[Aa]ccess_?[Kk]ey|ACCESS_?KEY|[Tt]oken|TOKEN"
+)
+SECRET_SETTING = re.compile(_SECRET_SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -183,13 +194,12 @@ BUILTIN_RULES = (
         re.compile(
             # Spelled out case by case, not (?i): a pattern that opens on a few letters is
             # skipped through quickly, a case-insensitive alternation is tried everywhere.
-            r"(?:[Pp]ass(?:word|wd|ord)|PASS(?:WORD|WD|ORD)|[Ss]ecret|SECRET|[Aa]pi_?[Kk]ey"
-            r"|API_?KEY|[Aa]ccess_?[Kk]ey|ACCESS_?KEY|[Tt]oken|TOKEN)"
+            rf"(?:{_SECRET_SETTINGS})"
             r"[\"']?[ \t]*[=:][ \t]*[\"']?([^\s\"',;]+)"
         ),
         _secret_ok,
         group=1,
-        needs=ASSIGNMENT,
+        needs=SECRET_SETTING,
     ),
     # A URL with a password in it, the user name may be empty (redis://:pw@host).
     Rule(
@@ -245,7 +255,7 @@ BUILTIN_RULES = (
             rf"|\b\d{{1,4}}[A-Z]?[ \t]+(?:[A-Z][a-z]+[ \t]+){{1,3}}(?:{_EN_STREET})(?![\w])"
             r"(?:,[ \t]*[A-Z][a-z]+(?:[ \t]+[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}\b)?)?"
         ),
-        needs=DIGIT,
+        needs=ADDRESS_SHAPE,
     ),
     Rule(
         "phone",
@@ -261,7 +271,7 @@ BUILTIN_RULES = (
             # number (20240517.3).
             r"|(?<!-)\b[2-9]\d(?:(?: ?\d\d){3}|\d \d\d \d{3})\b(?!\.\d)"
         ),
-        needs=TWO_DIGITS,
+        needs=PHONE_SHAPE,
     ),
     Rule(
         "date",

@@ -26,7 +26,7 @@ from aiohttp import web
 from gateway.appkeys import CONFIG
 from gateway.console import datasets, experiments, failures, interactions, overview, signin
 from gateway.console.guard import CONSOLE, Console, not_found
-from gateway.console.reader import reader_context
+from gateway.console.reader import reader_context, search_index_context
 from gateway.console.render import templates
 from gateway.console.session import SessionSigner
 
@@ -39,6 +39,7 @@ def add_routes(app: web.Application) -> None:
         signer=SessionSigner(config.session_secret, config.session_ttl), templates=templates()
     )
     app.cleanup_ctx.append(reader_context)  # after the app's store: PostgreSQL reuses it
+    app.cleanup_ctx.append(search_index_context)  # keeps `q` fast (gateway/store/search.py)
     router = app.router
     router.add_get("/console", overview.overview)
     router.add_get("/console/", overview.overview)

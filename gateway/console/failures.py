@@ -1,9 +1,10 @@
 """Failures and data quality (seed 003's "recent failures" and "data-quality issues").
 
 Recent failed calls grouped by provider and error type, and interactions with quality flags
-grouped by flag. Both are the review API's listing query with a filter (status=error, or one
-quality flag) and a bound, so a page never reads more than a few hundred rows however large
-the store is; a group's count is exact up to that bound and says so past it.
+grouped by flag. Failures are the review API's listing query (status=error) with a bound; the
+flags come from one query that keeps the newest few per flag. A page never returns more than
+a few hundred rows however large the store is; a group's count is exact up to that bound and
+says so past it.
 """
 
 from __future__ import annotations
@@ -47,20 +48,19 @@ async def failures(request: web.Request, session: Session) -> web.StreamResponse
     failed = await store.list_interactions(
         InteractionQuery(window=window, status=ERROR, limit=FAILURES_READ)
     )
-    flagged = []
-    for flag in FLAGS:
-        rows = await store.list_interactions(
-            InteractionQuery(window=window, quality_flag=flag, limit=EXAMPLES_PER_FLAG + 1)
-        )
-        if rows:
-            flagged.append(
-                {
-                    "flag": flag,
-                    "count": len(rows[:EXAMPLES_PER_FLAG]),
-                    "more": len(rows) > EXAMPLES_PER_FLAG,
-                    "examples": [_example(row) for row in rows[:EXAMPLES_PER_FLAG]],
-                }
-            )
+    found: dict[str, list[dict[str, Any]]] = {}
+    for row in await store.flagged(window, FLAGS, EXAMPLES_PER_FLAG + 1):
+        found.setdefault(row["flag"], []).append(row)
+    flagged = [
+        {
+            "flag": flag,
+            "count": len(found[flag][:EXAMPLES_PER_FLAG]),
+            "more": len(found[flag]) > EXAMPLES_PER_FLAG,
+            "examples": [_example(row) for row in found[flag][:EXAMPLES_PER_FLAG]],
+        }
+        for flag in FLAGS
+        if flag in found
+    ]
     context = {
         "ranges": list(RANGES),
         "range": name,
@@ -93,5 +93,5 @@ def _example(row: dict[str, Any]) -> dict[str, Any]:
         "id": row["id"],
         "created": when(row["created_at"]),
         "model": row["requested_model"],
-        "message": (row["error_message"] or "")[:300],
+        "message": (row.get("error_message") or "")[:300],
     }

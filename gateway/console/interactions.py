@@ -25,12 +25,13 @@ from gateway.console.render import when
 from gateway.console.session import CSRF_FIELD, Session
 from gateway.errors import NotFound
 from gateway.feedback.edits import answer_text
-from gateway.records.feedback import OUTCOMES, latest
+from gateway.records.feedback import OUTCOMES, THUMBS, latest
 from gateway.store import ReviewStore
 
 PAGE_SIZE = 50
 # Kept between pages and carried to the detail page: the review API's filters, not its paging.
-FILTERS = tuple(name for name in LIST_PARAMS if name not in ("cursor", "limit"))
+PAGING = ("cursor", "before", "limit")
+FILTERS = tuple(name for name in LIST_PARAMS if name not in PAGING)
 
 
 def filters(params: MultiMapping[str]) -> MultiDict[str]:
@@ -42,27 +43,35 @@ def filters(params: MultiMapping[str]) -> MultiDict[str]:
 async def listing(request: web.Request, session: Session) -> web.StreamResponse:
     chosen = filters(request.query)
     params = MultiDict(chosen)
-    if request.query.get("cursor"):
-        params["cursor"] = request.query["cursor"]
+    for name in ("cursor", "before"):  # `before`: the previous page (newer rows)
+        if request.query.get(name):
+            params[name] = request.query[name]
     query = dataclasses.replace(interaction_query(params), limit=PAGE_SIZE + 1)
     store: ReviewStore = reader(request)
     rows = await store.list_interactions(query)
     more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
-    next_url = None
-    if more:
-        next_url = "?" + urlencode([*chosen.items(), ("cursor", encode_cursor(rows[-1]))])
+    backwards = query.before is not None
+    # Read backwards, the row past the page is its newest: the far end from the cursor.
+    rows = rows[-PAGE_SIZE:] if backwards else rows[:PAGE_SIZE]
+    newer = more if backwards else query.after is not None
+    older = backwards or more
     context = {
         "rows": [_summary(row) for row in rows],
         "chosen": chosen,
         "tags": chosen.getall("tag", []),
         "filter_qs": urlencode(list(chosen.items())),
-        "next_url": next_url,
-        "first_page": "cursor" not in params,
+        "next_url": _page_url(chosen, "cursor", rows[-1]) if rows and older else None,
+        "prev_url": _page_url(chosen, "before", rows[0]) if rows and newer else None,
+        "first_page": "cursor" not in params and "before" not in params,
         "outcomes": OUTCOMES,
+        "thumbs": THUMBS,
     }
     template = "interaction_rows.html" if request.query.get("rows") else "interactions.html"
     return render(request, session, template, context)
+
+
+def _page_url(chosen: MultiDict[str], direction: str, row: dict[str, Any]) -> str:
+    return "?" + urlencode([*chosen.items(), (direction, encode_cursor(row))])
 
 
 @page(REVIEW)
@@ -89,7 +98,8 @@ async def detail(request: web.Request, session: Session) -> web.StreamResponse:
         "raw_request": conversation.pretty(row["request"]),
         "raw_response": conversation.pretty(row["response"]),
         "filter_qs": urlencode(list(chosen.items())),
-        "next_url": await _next_url(store, row, chosen),
+        "next_url": await _neighbour_url(store, row, chosen, "after"),
+        "prev_url": await _neighbour_url(store, row, chosen, "before"),
         "saved": request.query.get("saved"),
         "outcomes": OUTCOMES,
         "dimensions": judging.DIMENSIONS,
@@ -125,11 +135,19 @@ def _id(request: web.Request) -> str:
         raise NotFound(f"No interaction {raw!r}: ids are UUIDs.", param="id") from None
 
 
-async def _next_url(store: ReviewStore, row: dict[str, Any], chosen: MultiDict[str]) -> str | None:
-    """The next (older) interaction under the same filters; None at the end."""
+async def _neighbour_url(
+    store: ReviewStore, row: dict[str, Any], chosen: MultiDict[str], side: str
+) -> str | None:
+    """The next older (`after`) or newer (`before`) interaction under the same filters; None
+    at either end."""
     params = MultiDict(chosen)
     params["limit"] = "1"
-    query = dataclasses.replace(interaction_query(params), after=decode_cursor(encode_cursor(row)))
+    edge = decode_cursor(encode_cursor(row))
+    base = interaction_query(params)
+    if side == "after":
+        query = dataclasses.replace(base, after=edge)
+    else:
+        query = dataclasses.replace(base, before=edge)
     found = await store.list_interactions(query)
     if not found:
         return None

@@ -8,6 +8,7 @@ which buckets the same window.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,12 +48,15 @@ def chosen_window(params: Any) -> tuple[str, TimeWindow]:
 async def overview(request: web.Request, session: Session) -> web.StreamResponse:
     name, window = chosen_window(request.query)
     store: StatsStore = reader(request)
-    usage = await store.usage_by_variant(window)
-    latency = await store.latency_percentiles(window)
-    feedback = await store.feedback_by_variant(window)
-    stats = report(window, usage, latency, feedback)
     seconds = BUCKET_SECONDS[name]
-    over_time = await store.usage_over_time(window, seconds)
+    # Side by side: PostgreSQL's pool and the SQLite reader's threads run them at once.
+    usage, latency, feedback, over_time = await asyncio.gather(
+        store.usage_by_variant(window),
+        store.latency_percentiles(window),
+        store.feedback_by_variant(window),
+        store.usage_over_time(window, seconds),
+    )
+    stats = report(window, usage, latency, feedback)
     context = {
         "trends": trends(over_time, seconds, window),
         "ranges": list(RANGES),

@@ -24,6 +24,7 @@ double implements only that). The engines implement every role; `Store` is their
                      audit log
     TuningStore      tuning runs, model versions, gateway/tuning/ (launchers, rollout)
                      routing overrides
+    SearchIndex      the text-search index         gateway/store/indexer.py (search.py)
     Store            all of them, engine, close    app wiring, the CLI, the benchmark
 """
 
@@ -53,6 +54,7 @@ EXPORT_RUN_COLUMNS = (
     "files",
     "manifest",
     "error",
+    "progress",  # a running export's counters (exporters.progress)
 )
 
 
@@ -136,6 +138,13 @@ class ReviewStore(Protocol):
         `feedback_count`."""
         ...
 
+    async def flagged(
+        self, window: TimeWindow, flags: Sequence[str], per_flag: int
+    ) -> list[dict[str, Any]]:
+        """The newest `per_flag` interactions in the window with each of `flags` among their
+        quality flags: flag, id, created_at, requested_model; by flag, newest first."""
+        ...
+
 
 class StatsStore(Protocol):
     """The aggregates behind `/admin/stats` and the A/B readouts (admin API and CLI)."""
@@ -177,6 +186,11 @@ class ExportSource(Protocol):
         with `feedback`: its events, oldest first. Exporters call this in a loop, so memory
         stays at one page however many rows match, and no transaction is held open between
         pages (the recorder never waits on an export)."""
+        ...
+
+    async def export_count(self, query: ExportQuery) -> int:
+        """How many interactions `export_page` gives for `query` in all: an export's total,
+        for its progress."""
         ...
 
 
@@ -280,6 +294,20 @@ class TuningStore(Protocol):
     def job_lock(self, name: str) -> AbstractAsyncContextManager[bool]: ...
 
 
+class SearchIndex(Protocol):
+    """The text-search index's upkeep, off the recorder's path (search.py)."""
+
+    async def index_search(self, limit: int) -> int:
+        """Index up to `limit` rows written since the last batch; how many were taken."""
+        ...
+
+    async def search_backlog(self) -> int:
+        """How many rows wait to be indexed."""
+        ...
+
+    def job_lock(self, name: str) -> AbstractAsyncContextManager[bool]: ...
+
+
 class Store(
     InteractionSink,
     Migratable,
@@ -289,6 +317,7 @@ class Store(
     ExportJobs,
     PrivacyStore,
     TuningStore,
+    SearchIndex,
     Protocol,
 ):
     """Every role: what an engine implements and what the app, the CLI and the benchmark open."""

@@ -4,7 +4,9 @@ sql.py turns an `InteractionQuery` into SQL for every engine; what needs no SQL 
 order, LIKE patterns, percentile ranks, folding rows into per-variant dicts) lives here.
 
 Paging is keyset on (created_at, id), newest first: stable while rows keep arriving, and as fast
-on the thousandth page as on the first, unlike OFFSET.
+on the thousandth page as on the first, unlike OFFSET. A page is read forwards (`after`: the
+rows older than a cursor) or backwards (`before`: the rows newer than it, read oldest first
+and handed back newest first).
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-import orjson
 
 # Latest-value distributions the stats report per model and variant.
 FEEDBACK_DISTRIBUTIONS = ("thumbs", "rating", "outcome", "correction_type")
@@ -30,7 +30,7 @@ class TimeWindow:
 
 @dataclass(frozen=True)
 class Cursor:
-    """The last row of a page: the next page starts strictly after it."""
+    """A row at the edge of a page: the next (or previous) page starts strictly past it."""
 
     created_at: datetime
     id: str
@@ -48,9 +48,11 @@ class InteractionQuery:
     has_feedback: bool | None = None
     outcome: str | None = None  # the latest outcome given
     min_rating: int | None = None  # the latest rating given
+    thumbs: str | None = None  # the latest thumbs given
     quality_flag: str | None = None
-    text: str | None = None  # substring of the request or response
-    after: Cursor | None = None
+    text: str | None = None  # in the text of the request or response (see search.py)
+    after: Cursor | None = None  # rows older than this one
+    before: Cursor | None = None  # rows newer than this one (the previous page)
     limit: int = 50
 
 
@@ -69,15 +71,16 @@ class ExportQuery:
     changed_since: datetime | None = None
 
 
-def like_pattern(text: str) -> str:
-    """A LIKE pattern matching `text` inside stored JSON, with `\\` as the escape character.
-
-    Bodies are stored as JSON text, where a quote or a newline is escaped; encoding the needle
-    the same way lets a search for `say "hi"` find it.
-    """
-    encoded = orjson.dumps(text).decode()[1:-1]
-    escaped = encoded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere in a string, with `\\` as the escape character:
+    `%` and `_` in the text are matched as themselves."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def percentile_rank(count: int, percent: int) -> int:
+    """ceil(percent/100 * count) in integers, as `percentile_rank_sql` computes it."""
+    return (count * percent + 99) // 100
 
 
 def percentile_rank_sql(count: str, percent: int) -> str:

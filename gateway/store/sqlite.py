@@ -14,7 +14,8 @@ import contextlib
 import fcntl
 import hashlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,8 @@ from gateway.records.interaction import COLUMNS, JSON_COLUMNS, Interaction
 from gateway.store.base import load_migrations
 from gateway.store.dialect import SQLITE
 from gateway.store.privacy_sql import PrivacyQueries
+from gateway.store.queries import PERCENTILES, percentile_rank
+from gateway.store.search import SQLITE_BACKLOG, sqlite_index_batch
 from gateway.store.sql import PLAIN, Decode, SQLQueries
 from gateway.store.tuning_sql import TuningQueries
 
@@ -57,15 +60,26 @@ class SQLiteStore(SQLQueries, PrivacyQueries, TuningQueries):
     engine = "sqlite"
     dialect = SQLITE
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, *, mmap_bytes: int = 0, threads: int = 1):
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flywheel-sqlite")
-        self._conn: sqlite3.Connection | None = None
+        self.mmap_bytes = mmap_bytes
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="flywheel-sqlite"
+        )
+        self._local = threading.local()  # each thread's own connection
+        self._conns: list[sqlite3.Connection] = []
         self._closed = False
 
     @classmethod
-    async def open(cls, url: str, *, connect: bool = True) -> SQLiteStore:
-        store = cls(sqlite_path(url))
+    async def open(
+        cls, url: str, *, connect: bool = True, mmap_bytes: int = 0, threads: int = 1
+    ) -> SQLiteStore:
+        """For the console's reader: `mmap_bytes`, read up to that much of the file through
+        memory mapping instead of read() calls into a small page cache (a window's rows are
+        scanned ~30% faster); `threads` > 1, calls run side by side, each thread with its own
+        connection (WAL readers do not block each other). The app's store keeps one thread:
+        the recorder's batches are written in order."""
+        store = cls(sqlite_path(url), mmap_bytes=mmap_bytes, threads=threads)
         if connect:
             try:
                 await store._run(lambda: store.conn)
@@ -77,7 +91,8 @@ class SQLiteStore(SQLQueries, PrivacyQueries, TuningQueries):
     def _connect(self) -> sqlite3.Connection:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None)
+        # check_same_thread off only so that `close` can close every thread's connection.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout=5000")
@@ -85,10 +100,13 @@ class SQLiteStore(SQLQueries, PrivacyQueries, TuningQueries):
             # NORMAL is durable across application crashes in WAL mode; only a power loss can
             # drop the last transactions, which FULL would guard at a large write cost.
             conn.execute("PRAGMA synchronous=NORMAL")
+            if self.mmap_bytes:
+                conn.execute(f"PRAGMA mmap_size={int(self.mmap_bytes)}")
         except BaseException:
             conn.close()  # locked meanwhile: the next call tries again
             raise
-        self._conn = conn
+        self._local.conn = conn
+        self._conns.append(conn)
         return conn
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -105,7 +123,8 @@ class SQLiteStore(SQLQueries, PrivacyQueries, TuningQueries):
         """The connection, opened on first use (only ever on the store's own thread)."""
         if self._closed:
             raise StoreError("sqlite store is closed")
-        return self._conn if self._conn is not None else self._connect()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        return conn if conn is not None else self._connect()
 
     # -- the primitives `SQLQueries` runs on (each on the store's thread) -------------------
     async def _fetch(
@@ -119,6 +138,36 @@ class SQLiteStore(SQLQueries, PrivacyQueries, TuningQueries):
 
     async def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         await self._run(lambda: self.conn.execute(sql, _to_sqlite(params)))
+
+    async def _percentiles(
+        self, column: str, source: str, groups: Mapping[str, str], params: Sequence[Any]
+    ) -> list[dict[str, Any]]:
+        # SQLite has no percentile function; the window functions that rank rows by hand
+        # took 300 ms for a day at 1M rows (three times per overview). Reading the values
+        # and sorting them here, on the store's thread, takes a third of that: same rule,
+        # same answer (nearest rank: the ceil(p * n)-th smallest).
+        keys = "".join(f"{expression}, " for expression in groups.values())
+        sql = f"SELECT {keys}{column} FROM {source}"
+        return await self._run(self._percentiles_now, sql, params, tuple(groups))
+
+    def _percentiles_now(
+        self, sql: str, params: Sequence[Any], aliases: tuple[str, ...]
+    ) -> list[dict[str, Any]]:
+        values: dict[tuple[Any, ...], list[Any]] = {}
+        width = len(aliases)
+        for row in self.conn.execute(sql, _to_sqlite(params)):
+            values.setdefault(tuple(row[:width]), []).append(row[width])
+        if not values and not aliases:
+            values[()] = []  # no groups: one row, of None, like an aggregate over nothing
+        found = []
+        for key, column in values.items():
+            column.sort()
+            picks = {
+                name: column[percentile_rank(len(column), percent) - 1] if column else None
+                for name, percent in PERCENTILES.items()
+            }
+            found.append({**dict(zip(aliases, key, strict=True)), **picks})
+        return found
 
     async def _execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self._run(self._execute_many_now, sql, rows)
@@ -169,9 +218,8 @@ class SQLiteStore(SQLQueries, PrivacyQueries, TuningQueries):
             for migration in load_migrations(self.engine):
                 if migration.version in done:
                     continue
-                for statement in migration.sql.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in _statements(migration.sql):
+                    conn.execute(statement)
                 conn.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, ?)",
                     (migration.version, migration.name, datetime.now(UTC).isoformat()),
@@ -224,17 +272,44 @@ class SQLiteStore(SQLQueries, PrivacyQueries, TuningQueries):
         finally:
             handle.close()
 
+    async def index_search(self, limit: int) -> int:
+        p = self.dialect.params()
+        [added] = await self._execute_counted([(sqlite_index_batch(p, limit), p.values)])
+        return added
+
+    async def search_backlog(self) -> int:
+        return int((await self._fetch(SQLITE_BACKLOG))[0]["n"])
+
     async def ping(self) -> None:
         await self._run(lambda: self.conn.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
         if self._closed:
             return
-        if self._conn is not None:
-            await self._run(self._conn.close)
-            self._conn = None
-        self._closed = True
-        self._executor.shutdown(wait=True)
+        self._closed = True  # calls still queued find the store closed
+        # Every call under way ends first (a task cancelled meanwhile, like the search indexer
+        # at shutdown, leaves its statement running): closing a connection that another thread
+        # is using crashes the process. Waited for on a thread, not on the loop.
+        await asyncio.to_thread(self._executor.shutdown, True)
+        for conn in self._conns:
+            conn.close()
+        self._conns.clear()
+
+
+def _statements(script: str) -> list[str]:
+    """A migration's statements, one at a time (sqlite3 runs one per call, and executescript
+    would commit the migration's transaction). A `;` inside a trigger's body does not end it:
+    a statement ends where SQLite says one is complete."""
+    statements, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\n;"):
+                statements.append(pending)
+            pending = ""
+    if pending.strip(" \t\n;"):
+        statements.append(pending)
+    return statements
 
 
 def _to_sqlite(values: Sequence[Any]) -> list[Any]:

@@ -66,6 +66,14 @@ async def test_preview_run_list_and_download(
     run = await finished(gateway, started.body["id"])
     assert run["status"] == "succeeded" and run["job"] == "approved"
     assert run["manifest"]["counts"]["records_written"] == run["rows"] == 3
+    # The run row carries its progress, as the console shows it while it runs.
+    read = run["manifest"]["counts"]["interactions_read"]
+    progress = run["progress"]
+    assert progress["read"] == progress["total"] == read > 0
+    assert progress["written"] == 3
+    assert progress["dropped"] == sum(run["manifest"]["counts"]["dropped"].values())
+    assert progress["eta_seconds"] == 0
+    assert {"rate", "seconds", "updated_at"} <= progress.keys()
 
     adhoc = await request(
         gateway,

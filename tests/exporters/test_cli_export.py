@@ -52,6 +52,9 @@ async def test_traffic_and_feedback_become_an_openai_dataset(
                     "--outcome", "modified", config=config)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "2 records from 4 interactions" in done.stdout
+    # Progress goes to stderr; not a terminal here, so whole lines, no carriage returns.
+    assert "  4 / 4 rows (100.0%), 2 written, 2 dropped," in done.stderr
+    assert "\r" not in done.stderr
 
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     lines = [

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from exporters.jobs import run_job
 from gateway.config import Config, parse_config
+from gateway.errors import ConfigError
 from gateway.records.feedback import Feedback
 from gateway.store import open_store
 from gateway.store.base import Store
@@ -157,3 +158,16 @@ def _records(run: dict[str, Any]) -> list[dict[str, Any]]:
         if name.endswith(".jsonl")
         for line in (out / name).read_bytes().splitlines()
     ]
+
+
+async def test_a_job_with_two_jobs_writes_what_one_writes(
+    store: Store, seeded: dict[str, str], database_url: str, tmp_path: Path
+) -> None:
+    one = await run_job(store, job_config(database_url, tmp_path / "one"), "approved")
+    config = job_config(database_url, tmp_path / "two", jobs=2)
+    two = await run_job(store, config, "approved", full=True)  # not only what came since
+    assert one is not None and two is not None and two["status"] == "succeeded"
+    assert _records(two) == _records(one) and one["rows"] == 2
+    assert two["manifest"]["redactions"] == one["manifest"]["redactions"]
+    with pytest.raises(ConfigError, match=r"exports\.approved\.jobs"):
+        job_config(database_url, tmp_path, jobs=0)

@@ -75,6 +75,9 @@ async def test_progress_counts_rows_read_and_records_written(
     )
     counts = manifest["counts"]
     assert [p.read for p in seen] == [5, 10, counts["interactions_read"]]
+    # The total is what the store holds for the selection, known from the start.
+    assert {p.total for p in seen} == {counts["interactions_read"]}
+    assert seen[-1].eta == 0
     assert seen[-1].written == counts["records_written"]
     assert seen[-1].dropped == sum(counts["dropped"].values()) > 0
     assert all(p.rate >= 0 for p in seen)

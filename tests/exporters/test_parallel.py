@@ -78,3 +78,43 @@ def test_an_example_privacy_cannot_walk_comes_back_as_a_failure() -> None:
     )
     assert work(privacy, None, fine, 100) == Done("y", example=fine)
     assert fine.record["error_message"] == "Mail [EMAIL]"
+
+
+def _same_conversation(count: int) -> list[Example]:
+    """Rows of one conversation: the same first user message, then a turn of their own."""
+    first = {"role": "user", "content": "Pasient: Kari Nordmann, tlf 912 34 567"}
+    return [
+        Example(
+            record={
+                "id": f"row-{n}",
+                "request": {"messages": [first, {"role": "user", "content": f"Mail k{n}@x.no"}]},
+            },
+            feedback={},
+        )
+        for n in range(count)
+    ]
+
+
+async def test_one_conversation_in_every_row_still_uses_every_worker_and_keeps_the_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Rows go to the worker of their conversation, but not when it is far busier than another:
+    # one conversation everywhere must not leave a worker idle, nor change the order.
+    monkeypatch.setattr(pool, "BATCH", 4)
+    rows = _same_conversation(60)
+    job = pool.Work(AnonymizeConfig(salt="s"), None, FormatOptions())
+    privacy = Privacy(AnonymizeConfig(salt="s"))
+    workers = pool.Workers(job, 2, privacy)
+    try:
+        for row in rows:
+            workers.send(row)
+        assert all(busy > 0 for busy in workers._busy), workers._busy
+        done = [await workers.next() for _ in rows]
+    finally:
+        workers.close()
+    assert [d.id for d in done] == [row.id for row in rows]
+    alone = Privacy(AnonymizeConfig(salt="s"))
+    expected = [work(alone, None, row, 100) for row in _same_conversation(60)]
+    assert [d.example.record for d in done] == [e.example.record for e in expected]  # type: ignore[union-attr]
+    assert privacy.redactions == alone.redactions
+    assert done[0].example.record["request"]["messages"][1]["content"] == "Mail [EMAIL]"  # type: ignore[union-attr]

@@ -359,3 +359,22 @@ async def test_postgres_concurrent_migrations_use_the_lock(postgres_url: str) ->
         ]
     finally:
         await conn.close()
+
+
+def test_sqlite_migrations_split_where_statements_end_not_at_every_semicolon() -> None:
+    from gateway.store.sqlite import _statements
+
+    script = (
+        "-- a comment; with a semicolon\nCREATE TABLE t (x TEXT DEFAULT ';');\n"
+        "CREATE TRIGGER d AFTER DELETE ON t BEGIN\n  DELETE FROM t WHERE x = old.x;\nEND;\n"
+        "SELECT 1"
+    )
+    statements = [s.strip() for s in _statements(script)]
+    assert len(statements) == 3
+    assert statements[1].startswith("CREATE TRIGGER") and statements[1].endswith("END;")
+    conn = sqlite3.connect(":memory:")
+    try:
+        for statement in statements:
+            conn.execute(statement)
+    finally:
+        conn.close()

@@ -8,16 +8,21 @@ built-in percentiles), the results may not.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlparse
 
+import asyncpg
 import pytest
 
 from gateway.ids import uuid7
 from gateway.records.feedback import FEEDBACK_COLUMNS, Feedback
+from gateway.records.interaction import Interaction
 from gateway.store import Store, open_store
+from gateway.store import sql as sql_module
 from gateway.store.queries import Cursor, InteractionQuery, TimeWindow
 from tests.feedback_support import ANSWERS, T0, fetch_feedback, seed_review_data
 
@@ -139,11 +144,19 @@ FILTERS: list[tuple[dict[str, Any], list[str]]] = [
     ({"outcome": "rejected"}, ["i1"]),
     ({"min_rating": 4}, ["i0", "i1"]),  # i1 was rated 2, then 4: the latest counts
     ({"min_rating": 5}, ["i0"]),
+    ({"thumbs": "up"}, ["i0", "i4"]),
+    ({"thumbs": "down"}, ["i2", "i3"]),
+    ({"thumbs": "down", "model": "exp"}, ["i3"]),
     ({"quality_flag": "truncated"}, ["i1"]),
     ({"text": "paris"}, ["i0"]),  # case-insensitive
     ({"text": 'in "Germany"'}, ["i1"]),  # quotes, escaped inside the stored JSON
     ({"text": "question 1"}, ["i1", "i10", "i11"]),  # the request is searched too
     ({"text": "100%_"}, []),  # LIKE wildcards are literal
+    ({"text": "QUESTION 1"}, ["i1", "i10", "i11"]),  # through the index: folded alike
+    ({"text": "on 1"}, ["i1", "i10", "i11"]),  # inside a word
+    ({"text": "Paris."}, ["i0"]),
+    ({"text": "content"}, []),  # keys are not text
+    ({"text": "1"}, ["i1", "i10", "i11"]),  # too short for a trigram: read directly
     ({"window": TimeWindow(T0 + timedelta(hours=3), T0 + timedelta(hours=6))}, ["i3", "i4", "i5"]),
     ({"window": TimeWindow(since=T0 + timedelta(hours=10))}, ["i10", "i11"]),
     ({"model": "chat-a", "has_feedback": True, "user": "u1"}, ["i0", "i2"]),
@@ -159,6 +172,196 @@ async def test_list_filters(
     assert [names[row["id"]] for row in rows] == sorted(
         expected, key=lambda n: -int(n[1:])
     )  # newest first
+
+
+TEXT_FILTERS = [(f["text"], expected) for f, expected in FILTERS if "text" in f]
+
+
+async def _index_everything(store: Store) -> int:
+    indexed = 0
+    while taken := await store.index_search(5):
+        indexed += taken
+    return indexed
+
+
+@pytest.mark.parametrize("indexed", [0, 5, 12])
+async def test_text_search_gives_the_same_rows_however_much_is_indexed(
+    store: Store, seeded: dict[str, str], indexed: int
+) -> None:
+    """A search reads the index and the rows not indexed yet: the answer cannot depend on
+    how far the background indexer has got."""
+    assert await store.search_backlog() == 12
+    if indexed:
+        assert await store.index_search(indexed) == indexed
+    assert await store.search_backlog() == 12 - indexed
+    names = {v: k for k, v in seeded.items()}
+    for text, expected in TEXT_FILTERS:
+        rows = await store.list_interactions(InteractionQuery(text=text, limit=100))
+        found = [names[row["id"]] for row in rows]
+        assert found == sorted(expected, key=lambda n: -int(n[1:])), (text, indexed)
+
+
+@pytest.mark.parametrize("recent", [0, 2, 5_000])
+async def test_a_search_page_is_the_same_from_the_newest_rows_or_the_index(
+    store: Store, seeded: dict[str, str], recent: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page is first looked for among the `recent` newest rows, one by one, then in the
+    index: small pages of a common text come from the first, the rest from the second."""
+    await store.index_search(6)  # half indexed: both the index and the direct read count
+    monkeypatch.setattr(sql_module, "RECENT", recent)
+    everything = await store.list_interactions(InteractionQuery(text="question", limit=100))
+    assert len(everything) == 12
+    for limit in (1, 2, 3):
+        rows = await store.list_interactions(InteractionQuery(text="question", limit=limit))
+        assert [r["id"] for r in rows] == [r["id"] for r in everything[:limit]]
+        assert "search_key" not in rows[0]
+    newer = await store.list_interactions(
+        InteractionQuery(text="QUESTION", limit=2, before=_cursor(everything[5]))
+    )
+    assert [r["id"] for r in newer] == [r["id"] for r in everything[3:5]]
+
+
+async def test_new_rows_are_indexed_after_the_ones_before(
+    store: Store, seeded: dict[str, str]
+) -> None:
+    assert await _index_everything(store) == 12
+    assert await store.search_backlog() == 0 and await store.index_search(10) == 0
+    [late] = await _insert(store, "a late question about fjords", T0 + timedelta(minutes=30))
+    assert await store.search_backlog() == 1  # written late, older than indexed rows
+    found = await store.list_interactions(InteractionQuery(text="FJORD"))
+    assert [row["id"] for row in found] == [late]
+    assert await store.index_search(10) == 1
+    found = await store.list_interactions(InteractionQuery(text="FJORD"))
+    assert [row["id"] for row in found] == [late]
+
+
+async def test_deleted_interactions_leave_the_search_index(
+    store: Store, seeded: dict[str, str], database_url: str
+) -> None:
+    await _index_everything(store)
+    before = await _indexed_texts(database_url)
+    assert any("Paris" in text for text in before)
+    assert await store.delete_subject_batch("user", "u1", 100) == (2, 3)  # i0, i2
+    after = await _indexed_texts(database_url)
+    assert len(after) == len(before) - 2
+    assert not any("Paris" in text for text in after)
+    assert await store.list_interactions(InteractionQuery(text="Paris")) == []
+
+
+async def _insert(store: Store, text: str, created_at: datetime) -> list[str]:
+    row = Interaction(
+        id=uuid7(),
+        created_at=created_at,
+        endpoint="chat/completions",
+        request={"messages": [{"role": "user", "content": text}]},
+        status="success",
+        http_status=200,
+    )
+    await store.insert_interactions([row])
+    return [row.id]
+
+
+async def _indexed_texts(database_url: str) -> list[str]:
+    sql = "SELECT body FROM interaction_search"
+    if database_url.startswith("sqlite"):
+        conn = sqlite3.connect(urlparse(database_url).path[1:])
+        try:
+            return [row[0] for row in conn.execute(sql)]
+        finally:
+            conn.close()
+    pg = await asyncpg.connect(database_url)
+    try:
+        return [row[0] for row in await pg.fetch(sql)]
+    finally:
+        await pg.close()
+
+
+async def test_the_latest_thumbs_counts(store: Store, seeded: dict[str, str]) -> None:
+    later = T0 + timedelta(days=2)
+    changed = Feedback(id=uuid7(), interaction_id=seeded["i0"], created_at=later, thumbs="down")
+    await store.insert_feedback([changed])
+    rows = await store.list_interactions(InteractionQuery(thumbs="up"))
+    assert [row["id"] for row in rows] == [seeded["i4"]]
+    rows = await store.list_interactions(InteractionQuery(thumbs="down"))
+    assert {row["id"] for row in rows} == {seeded["i0"], seeded["i2"], seeded["i3"]}
+
+
+FEEDBACK_FILTERS = [f for f, _ in FILTERS if {"outcome", "min_rating", "thumbs"} & set(f)]
+
+
+@pytest.mark.parametrize("driver_max", [0, 1, 2, 1_000])
+async def test_feedback_filters_read_from_events_or_rows_alike(
+    store: Store, seeded: dict[str, str], driver_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Few matching events: the listing is read from them; many: newest first, row by row.
+    Both ways give the same page (0 always reads rows; 1,000 always events)."""
+    expected = {}
+    for filters in FEEDBACK_FILTERS:
+        rows = await store.list_interactions(InteractionQuery(limit=100, **filters))
+        expected[str(filters)] = [row["id"] for row in rows]
+    monkeypatch.setattr(sql_module, "FEEDBACK_DRIVER_MAX", driver_max)
+    for filters in FEEDBACK_FILTERS:
+        rows = await store.list_interactions(InteractionQuery(limit=100, **filters))
+        assert [row["id"] for row in rows] == expected[str(filters)], filters
+        assert expected[str(filters)], filters  # every case lists something
+
+
+async def test_previous_pages_mirror_the_next_ones(store: Store, seeded: dict[str, str]) -> None:
+    pages: list[list[str]] = []
+    after = None
+    while rows := await store.list_interactions(InteractionQuery(limit=5, after=after)):
+        pages.append([row["id"] for row in rows])
+        after = _cursor(rows[-1])
+    assert [len(page) for page in pages] == [5, 5, 2]
+    # Back from the last page: each previous page, newest first, as it was read forwards.
+    back: list[list[str]] = [pages[-1]]
+    before = await _first_cursor(store, pages[-1][0])
+    while rows := await store.list_interactions(InteractionQuery(limit=5, before=before)):
+        back.insert(0, [row["id"] for row in rows])
+        before = _cursor(rows[0])
+    assert back == pages
+    newer = await store.list_interactions(InteractionQuery(limit=3, before=before, model="exp"))
+    assert newer == []  # nothing is newer than the newest row
+
+
+async def _first_cursor(store: Store, interaction_id: str) -> Cursor:
+    row = await store.get_interaction(interaction_id)
+    assert row is not None
+    return _cursor(row)
+
+
+def _cursor(row: dict[str, Any]) -> Cursor:
+    return Cursor(datetime.fromisoformat(row["created_at"]), row["id"])
+
+
+async def test_flagged_keeps_the_newest_few_per_flag(store: Store, seeded: dict[str, str]) -> None:
+    flags = ["truncated", "empty_response", "never_seen"]
+    later = [
+        Interaction(
+            id=uuid7(),
+            created_at=T0 + timedelta(hours=20, minutes=n),
+            endpoint="chat/completions",
+            requested_model="chat-a",
+            status="success",
+            http_status=200,
+            quality_flags=["empty_response", "truncated"] if n % 2 else ["empty_response"],
+        )
+        for n in range(4)
+    ]
+    await store.insert_interactions(later)
+    rows = await store.flagged(TimeWindow(), flags, 2)
+    got = [(row["flag"], row["id"]) for row in rows]
+    assert got == [
+        ("empty_response", later[3].id),
+        ("empty_response", later[2].id),
+        ("truncated", later[3].id),
+        ("truncated", later[1].id),
+    ]
+    assert rows[0]["requested_model"] == "chat-a" and isinstance(rows[0]["created_at"], str)
+    window = TimeWindow(until=T0 + timedelta(hours=20))
+    assert [(r["flag"], r["id"]) for r in await store.flagged(window, flags, 2)] == [
+        ("truncated", seeded["i1"])
+    ]
 
 
 async def test_list_rows_carry_their_feedback_count(store: Store, seeded: dict[str, str]) -> None:
