@@ -130,6 +130,9 @@ class ConsoleConfig:
     # Mark the cookie Secure even when the request reached us over plain HTTP (TLS ended at a
     # proxy in front); requests that arrive over TLS get it anyway.
     secure_cookie: bool = False
+    # Keep the text-search index up to date (gateway/store/indexer.py; at most a quarter of a
+    # core). Off, a search still finds everything, reading the rows not indexed instead.
+    search_index: bool = True
 
 
 @dataclass(frozen=True)

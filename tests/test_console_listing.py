@@ -176,3 +176,20 @@ async def test_the_console_indexes_new_interactions_in_the_background(
         raise AssertionError("the background indexer never caught up")
     found = await store.list_interactions(InteractionQuery(text="index ME"))
     assert [row["user"] for row in found] == ["erin"]
+
+
+async def test_with_the_search_index_off_nothing_is_indexed_and_search_still_finds(
+    database_url: str, upstream: FakeUpstream, make_gateway: Callable[..., Any]
+) -> None:
+    config = console_config(upstream, database_url, console={"search_index": False})
+    gateway: GatewayHarness = await make_gateway(config)
+    await chat(gateway, "Leave me unindexed", user="finn")
+    store = gateway.app[STORE]
+    for _ in range(100):
+        if await store.list_interactions(InteractionQuery(user="finn")):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(2.5)  # longer than the indexer's turn, were it running
+    assert await store.search_backlog() == 1
+    found = await store.list_interactions(InteractionQuery(text="me UNindexed"))
+    assert [row["user"] for row in found] == ["finn"]

@@ -47,6 +47,9 @@ async def reader_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def search_index_context(app: web.Application) -> AsyncIterator[None]:
+    if not app[CONFIG].console.search_index:
+        yield
+        return
     migrations = app.get(MIGRATIONS)
     indexer = SearchIndexer(app[READER], ready=lambda: migrations is None or not migrations.pending)
     indexer.start()
