@@ -15,7 +15,6 @@ It must never run on the recorder's SQLite connection: it works through the stor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -72,6 +71,12 @@ class SearchIndexer:
                 indexed = await self.run_once()
             except StoreError as exc:
                 log.warning("search index: %s; trying again in %.0f s", exc, self.interval)
+            except Exception:
+                # Whatever a driver raises mid-outage (asyncpg's InternalClientError was one),
+                # the index must not stop being kept for good: logged, tried again next turn.
+                log.exception(
+                    "search index: the turn failed; trying again in %.0f s", self.interval
+                )
             else:
                 if indexed:
                     log.debug("search index: %d rows indexed", indexed)
@@ -83,6 +88,10 @@ class SearchIndexer:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # cancelled mid-statement, a driver may raise its own error
+                log.exception("search index: stopped with an error")
             self._task = None
