@@ -61,8 +61,8 @@ class RejectedAnswers:
         """Set `example.rejected_turns` from the answers seen so far, then remember the
         example's own answer if the user threw it away."""
         scope = _scope(example)
-        # Most people never throw an answer away: no need to read their prompts (reading
-        # every prompt cost the exporting process more than the rest of its work).
+        # Most people never throw an answer away: no need to read their prompts (reading and
+        # hashing every prompt was nearly half the exporting process's own work, issue 21).
         if scope in self._scopes:
             self._mark(example, scope)
         if not thrown_away(example):

@@ -267,8 +267,10 @@ class SpanCache:
             self._spans.popitem(last=False)
 
 
-# What `ResultCache` may hold with a span cache, in bytes as it counts them (~the real size).
-RESULT_BYTES = 16_000_000
+# What `ResultCache` may hold with a span cache, in bytes as it counts them: ~15 MB of memory
+# (Python strings and tuples take about three times what it counts), room for 3,000 prompts of
+# 1 KB that carry personal data.
+RESULT_BYTES = 4_000_000
 # Shorter texts are redacted from their spans each time: remembering one costs about as much.
 REMEMBERED_FROM_CHARS = 256
 # What an entry costs besides its text: the key, the tuples, the dict's slot.
