@@ -11,13 +11,13 @@ and their feedback leave together.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from gateway.store.dialect import Dialect, Params
+from gateway.store.dialect import Params
 from gateway.store.queries import Cursor
-from gateway.store.sql import PLAIN, Decode
+from gateway.store.sql import Decode, EngineAccess
 
 AUDIT_COLUMNS = ("id", "created_at", "actor", "action", "target", "status", "detail")
 FORGOTTEN_COLUMNS = ("subject_hash", "kind", "forgotten_at")
@@ -26,22 +26,7 @@ AUDIT = Decode(frozenset({"detail"}))
 SUBJECT_COLUMNS = {"user": "user", "session": "session"}
 
 
-class PrivacyQueries:
-    dialect: Dialect
-
-    # -- provided by the engine (the first two also serve `SQLQueries`) ----------------------
-    async def _fetch(
-        self, sql: str, params: Sequence[Any] = (), decode: Decode = PLAIN
-    ) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        raise NotImplementedError
-
-    async def _execute_counted(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
-        """Run the statements in one transaction; the number of rows each one changed."""
-        raise NotImplementedError
-
+class PrivacyQueries(EngineAccess):
     # -- forgetting -----------------------------------------------------------------------
     async def delete_subject_batch(self, kind: str, value: str, limit: int) -> tuple[int, int]:
         """Delete up to `limit` interactions of one user (or session), with their feedback:

@@ -62,10 +62,11 @@ FEEDBACK_DRIVER_MAX = 2_000
 _BY_VARIANT = {"model": "requested_model", "variant": "variant"}
 
 
-class SQLQueries:
+class EngineAccess:
+    """What each engine (SQLite, PostgreSQL) provides to the query mixins built on it."""
+
     dialect: Dialect
 
-    # -- what each engine provides --------------------------------------------------------
     async def _fetch(
         self, sql: str, params: Sequence[Any] = (), decode: Decode = PLAIN
     ) -> list[dict[str, Any]]:
@@ -75,6 +76,13 @@ class SQLQueries:
     async def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         raise NotImplementedError
 
+    async def _execute_counted(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Run the statements in one transaction; the number of rows each one changed."""
+        raise NotImplementedError
+
+
+class SQLQueries(EngineAccess):
+    # -- what each engine may do its own way ----------------------------------------------
     async def _percentiles(
         self, column: str, source: str, groups: Mapping[str, str], params: Sequence[Any]
     ) -> list[dict[str, Any]]:

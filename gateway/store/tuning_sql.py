@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from gateway.store.dialect import Dialect
-from gateway.store.sql import PLAIN, Decode, _is_uuid
+from gateway.store.sql import Decode, EngineAccess, _is_uuid
 
 TUNING_RUN_COLUMNS = (
     "id",
@@ -54,21 +53,7 @@ TUNING_RUN = Decode(frozenset({"detail"}))
 OVERRIDE = Decode(frozenset({"arms"}))
 
 
-class TuningQueries:
-    dialect: Dialect
-
-    # -- provided by the engine --------------------------------------------------------------
-    async def _fetch(
-        self, sql: str, params: Sequence[Any] = (), decode: Decode = PLAIN
-    ) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        raise NotImplementedError
-
-    async def _execute_counted(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
-        raise NotImplementedError
-
+class TuningQueries(EngineAccess):
     # -- tuning runs ------------------------------------------------------------------------
     async def save_tuning_run(self, run: Mapping[str, Any]) -> None:
         values = _times(run, TUNING_RUN_COLUMNS)
