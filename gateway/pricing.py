@@ -32,7 +32,13 @@ class TokenPrice:
 
 class PriceTable:
     def __init__(self, table: Mapping[str, Any], overrides: Mapping[str, Price]):
-        self._table = table
+        # Only the three prices of each priced model are kept: litellm's whole table (context
+        # windows, modes, feature flags of ~2,500 models) held 5.8 MB in every worker.
+        self._table = {
+            name: _token_price(entry)
+            for name, entry in table.items()
+            if isinstance(entry, Mapping) and "input_cost_per_token" in entry
+        }
         self.replace_overrides(overrides)
 
     def replace_overrides(self, overrides: Mapping[str, Price]) -> None:
@@ -55,7 +61,7 @@ class PriceTable:
     @classmethod
     def load(cls, overrides: Mapping[str, Price], path: Path | None = None) -> PriceTable:
         table = orjson.loads((path or price_table_path()).read_bytes())
-        table.pop("sample_spec", None)
+        table.pop("sample_spec", None)  # the table's documentation of itself, not a model
         return cls(table, overrides)
 
     def price(self, model: str | None, provider_hint: str | None = None) -> TokenPrice | None:
@@ -75,14 +81,8 @@ class PriceTable:
         if provider_hint:
             candidates.insert(0, f"{provider_hint}/{model}")
         for name in candidates:
-            entry = self._table.get(name)
-            if entry and "input_cost_per_token" in entry:
-                input_cost = float(entry["input_cost_per_token"])
-                return TokenPrice(
-                    input_cost,
-                    float(entry.get("output_cost_per_token") or 0.0),
-                    float(entry.get("cache_read_input_token_cost") or input_cost),
-                )
+            if name in self._table:
+                return self._table[name]
         return None
 
     def cost(
@@ -102,3 +102,12 @@ class PriceTable:
             + cached * price.cached_input
             + (completion_tokens or 0) * price.output
         )
+
+
+def _token_price(entry: Mapping[str, Any]) -> TokenPrice:
+    input_cost = float(entry["input_cost_per_token"])
+    return TokenPrice(
+        input_cost,
+        float(entry.get("output_cost_per_token") or 0.0),
+        float(entry.get("cache_read_input_token_cost") or input_cost),
+    )

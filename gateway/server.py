@@ -12,6 +12,7 @@ whose folder the supervisor sets up before forking (see gateway/metrics/workers.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 import multiprocessing
@@ -105,6 +106,21 @@ async def _freeze_startup_objects(app: web.Application) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*COLLECTOR_THRESHOLDS)
+    _give_back_free_memory()
+
+
+def _give_back_free_memory() -> None:
+    """Return the allocator's free pages to the OS (glibc's malloc_trim; elsewhere nothing).
+
+    Startup parses litellm's whole price table (3.4 MB of JSON, ~13 MB of objects at its peak)
+    to keep 1 MB of it; glibc keeps the freed pages, and the worker's RSS stayed ~4 MB higher
+    for its whole life.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def _install_uvloop() -> None:

@@ -6,16 +6,24 @@ lock for tens of milliseconds, so the recorder's next insert never waits long, a
 indexer never takes more than a quarter of a core from the proxy. A first run over a large
 store (1M rows: 157 s of indexing on SQLite, 393 s on PostgreSQL) therefore takes ten to
 twenty-five minutes, and searches stay complete meanwhile (rows not indexed yet are read
-directly, only slower). One process indexes at a time (the store's job
-lock); the others skip their turn. A failing turn is logged and the next one tries again.
-It must never run on the recorder's SQLite connection: it works through the store it is given
-(the console's reader on SQLite).
+directly, only slower).
+
+It yields to traffic: while the process has been using more than half a core for anything
+else (the proxy under load), a turn is put off, one batch at most every `MAX_DEFERRAL`
+seconds, and the rest waits for a quieter minute. Indexing costs the worker's CPU on SQLite
+(~40 us for a small row, more for long prompts), which under load would come straight out of
+the proxy's throughput; a search meanwhile is still complete, reading the rows not indexed yet.
+
+One process indexes at a time (the store's job lock); the others skip their turn. A failing
+turn is logged and the next one tries again. It must never run on the recorder's SQLite
+connection: it works through the store it is given (the console's reader on SQLite).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from gateway.errors import StoreError
@@ -26,6 +34,33 @@ log = logging.getLogger(__name__)
 JOB = "search-index"
 # Seconds of pause per second of indexing while catching up.
 BUSY_TO_IDLE = 3.0
+# Share of a core the process may use for everything else before indexing waits.
+BUSY_CORE_SHARE = 0.5
+# Under sustained load, still one batch this often: the index keeps moving, however slowly.
+MAX_DEFERRAL = 30.0
+
+
+class ProcessLoad:
+    """How busy this process has been since the last reading, as a share of one core, not
+    counting the time the indexer itself spent (its batches run on a thread of this process
+    on SQLite; on PostgreSQL they wait on the server, so subtracting them errs towards idle)."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        cpu: Callable[[], float] = time.process_time,
+    ) -> None:
+        self.clock, self.cpu = clock, cpu
+        self._at, self._used, self._own = clock(), cpu(), 0.0
+
+    def spent_indexing(self, seconds: float) -> None:
+        self._own += seconds
+
+    def share(self) -> float:
+        at, used = self.clock(), self.cpu()
+        span, others = at - self._at, used - self._used - self._own
+        self._at, self._used, self._own = at, used, 0.0
+        return max(0.0, others) / span if span > 0 else 0.0
 
 
 class SearchIndexer:
@@ -37,16 +72,22 @@ class SearchIndexer:
         batch: int = 500,
         pause: float = 0.02,
         ready: Callable[[], bool] = lambda: True,
+        load: ProcessLoad | None = None,
     ) -> None:
         self.store = store
         self.ready = ready  # False while the schema is not in place yet (database down)
         self.interval = interval
         self.batch = batch
         self.pause = pause
+        self.load = load or ProcessLoad()
         self._task: asyncio.Task[None] | None = None
 
-    async def run_once(self) -> int:
-        """Index until nothing waits (or another process holds the job); rows indexed."""
+    def busy(self) -> bool:
+        return self.load.share() > BUSY_CORE_SHARE
+
+    async def run_once(self, *, yielding: bool = False) -> int:
+        """Index until nothing waits (or another process holds the job); rows indexed.
+        `yielding`: stop early, after a batch, once the process is busy."""
         total = 0
         async with self.store.job_lock(JOB) as mine:
             if not mine:
@@ -55,20 +96,29 @@ class SearchIndexer:
             while True:
                 started = loop.time()
                 taken = await self.store.index_search(self.batch)
+                self.load.spent_indexing(loop.time() - started)
                 total += taken
                 if taken < self.batch:
                     return total
                 # At most a quarter of a core, however far behind: the proxy on the same
                 # machine comes first (a search meanwhile reads the unindexed rows directly).
                 await asyncio.sleep(max(self.pause, (loop.time() - started) * BUSY_TO_IDLE))
+                if yielding and self.busy():
+                    return total
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_turn = float("-inf")  # the first turn is never put off
         while True:
             if not self.ready():
                 await asyncio.sleep(self.interval)
                 continue
+            if self.busy() and loop.time() - last_turn < MAX_DEFERRAL:
+                await asyncio.sleep(self.interval)
+                continue
+            last_turn = loop.time()
             try:
-                indexed = await self.run_once()
+                indexed = await self.run_once(yielding=True)
             except StoreError as exc:
                 log.warning("search index: %s; trying again in %.0f s", exc, self.interval)
             except Exception:

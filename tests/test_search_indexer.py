@@ -1,0 +1,81 @@
+"""The background search indexer yields to traffic: busy, it indexes one batch per turn at
+most; idle, it catches up. Against a real store on both engines, with the process's load
+read from a scripted clock and CPU counter."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gateway.store import Store, open_store
+from gateway.store.indexer import MAX_DEFERRAL, ProcessLoad, SearchIndexer
+from tests.feedback_support import seed_review_data
+
+SEEDED = 12  # interactions seed_review_data writes
+
+
+class ScriptedLoad(ProcessLoad):
+    """A process that has used `share` of a core whenever it is asked."""
+
+    def __init__(self, share: float) -> None:
+        self.now = self.cpu_used = 0.0
+        self.busy_share = share
+        super().__init__(clock=lambda: self.now, cpu=lambda: self.cpu_used)
+
+    def share(self) -> float:
+        self.now += 1.0
+        self.cpu_used += self.busy_share
+        return super().share()
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = await open_store(database_url)
+    try:
+        await opened.migrate()
+        await seed_review_data(opened)
+        yield opened
+    finally:
+        await opened.close()
+
+
+def test_the_load_is_the_share_of_a_core_used_by_others_since_the_last_reading() -> None:
+    now, used = [0.0], [0.0]
+    load = ProcessLoad(clock=lambda: now[0], cpu=lambda: used[0])
+    now[0], used[0] = 2.0, 1.5
+    load.spent_indexing(0.5)
+    assert load.share() == pytest.approx(0.5)  # (1.5 - 0.5) / 2
+    now[0], used[0] = 3.0, 1.6
+    assert load.share() == pytest.approx(0.1)  # the indexing time counted once only
+    assert load.share() == 0.0  # no time has passed
+
+
+async def test_a_busy_process_indexes_one_batch_per_turn(store: Store) -> None:
+    indexer = SearchIndexer(store, batch=5, pause=0, load=ScriptedLoad(share=0.9))
+    assert await indexer.run_once(yielding=True) == 5
+    assert await store.search_backlog() == SEEDED - 5
+
+
+async def test_an_idle_process_catches_up_in_one_turn(store: Store) -> None:
+    indexer = SearchIndexer(store, batch=5, pause=0, load=ScriptedLoad(share=0.1))
+    assert await indexer.run_once(yielding=True) == SEEDED
+    assert await store.search_backlog() == 0
+
+
+async def test_under_sustained_load_the_index_still_moves(store: Store) -> None:
+    """The first turn runs at once; the next waits for MAX_DEFERRAL while busy, then takes a
+    single batch."""
+    indexer = SearchIndexer(store, interval=0.01, batch=5, pause=0, load=ScriptedLoad(0.9))
+    indexer.start()
+    try:
+        for _ in range(500):
+            if await store.search_backlog() == SEEDED - 5:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # many intervals, far less than MAX_DEFERRAL
+        assert await store.search_backlog() == SEEDED - 5
+    finally:
+        await indexer.stop()
+    assert MAX_DEFERRAL > 1
