@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from datetime import datetime
 from typing import Any
 
@@ -51,9 +52,11 @@ class Interaction:
     def as_row(self) -> tuple[Any, ...]:
         """Values in `COLUMNS` order, for the stores' batched inserts."""
         # Not dataclasses.astuple: it deep-copies every request and response body.
-        return tuple(getattr(self, name) for name in COLUMNS)
+        return _row_values(self)  # type: ignore[no-any-return]
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Interaction))
+# One C call for the whole row (a generator of getattr took ~6x as long, on the event loop).
+_row_values = attrgetter(*COLUMNS)
 # Columns holding structured values: JSONB in PostgreSQL, JSON text in SQLite.
 JSON_COLUMNS = frozenset({"tags", "request", "response", "quality_flags"})
