@@ -114,8 +114,8 @@ class FeedbackConfig:
     token_ttl: float = 7 * 24 * 3600.0  # seconds a token stays valid: long enough for a review
     # A correction whose edit distance, over the longer text, reaches this is a `major_edit`.
     major_edit_threshold: float = 0.3
-    # Ids this process issued lately, accepted before their row is written: ~300 bytes each.
-    recent_interactions: int = 50_000
+    # Ids this process issued lately, accepted before their row is written: ~380 bytes each.
+    recent_interactions: int = 20_000
 
 
 @dataclass(frozen=True)

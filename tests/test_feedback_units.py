@@ -182,6 +182,28 @@ def test_recent_interactions_forget_the_oldest_first() -> None:
     assert "id" not in off and len(off) == 0
 
 
+def test_recent_interactions_keep_each_ids_labels_and_key_however_many_models() -> None:
+    """Values are shared between ids and the sharing table starts again past its bound: with
+    clients naming thousands of models, every id still answers its own labels and key."""
+    recent = RecentInteractions(capacity=5_000)
+    for n in range(3_000):
+        recent.add(f"id-{n}", key_name=f"key-{n % 7}")
+        recent.completed(
+            Interaction(
+                id=f"id-{n}",
+                created_at=datetime.now(UTC),
+                endpoint="chat/completions",
+                requested_model=f"model-{n}",
+                variant=None,
+                api_key_name=f"key-{n % 7}",
+            )
+        )
+    for n in (0, 999, 1_000, 2_999):
+        assert recent.labels(f"id-{n}") == (f"model-{n}", None)
+        assert recent.issued(f"id-{n}", key_name=f"key-{n % 7}")
+        assert not recent.issued(f"id-{n}", key_name=f"key-{(n + 1) % 7}")
+
+
 # -- latest values --------------------------------------------------------------------------
 def test_latest_takes_each_field_from_the_last_event_that_set_it() -> None:
     events = [
