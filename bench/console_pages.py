@@ -141,7 +141,10 @@ async def _count(store: Any) -> int:
 def pages(interaction_id: str) -> list[str]:
     return [
         "/console/",
+        "/console/?range=1h",
         "/console/?range=7d",
+        "/console/?range=30d",
+        "/console/?range=all",
         "/console/interactions",
         "/console/interactions?model=support&variant=a",
         "/console/interactions?user=user-42",
@@ -154,6 +157,7 @@ def pages(interaction_id: str) -> list[str]:
         "/console/interactions?q=Ticket%20999999",
         "/console/interactions?q=has%20not%20arrived",
         "/console/interactions?q=zz",
+        "/console/interactions?q=z",
         f"/console/interactions/{interaction_id}",
         "/console/failures",
         "/console/experiments",

@@ -1,8 +1,10 @@
 """The A/B readout: per-variant results and each variant against the control, with statistics.
 
-Pure functions over rows from the store, so the figures can be checked against values computed
-independently. Rates use a two-proportion z-test (pooled for the p-value, unpooled for the 95%
-interval); means use Welch's t-test, which does not assume equal variances. A verdict is given
+Pure functions over per-variant figures (`Arm`: counts, `Moments` of latency, cost, tokens and
+ratings, percentiles), which the store computes in SQL (`experiment_arms`) or `collect` from rows,
+so the figures can be checked against values computed independently. Rates use a
+two-proportion z-test (pooled for the p-value, unpooled for the 95% interval); means use
+Welch's t-test from each arm's moments, which does not assume equal variances. A verdict is given
 only once both arms have `min_samples` and p < `alpha`; before that the readout says so.
 scipy is imported here, when a readout is asked for, never on the request path.
 """
@@ -10,33 +12,67 @@ scipy is imported here, when a readout is asked for, never on the request path.
 from __future__ import annotations
 
 import math
-import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from statistics import fmean, median, quantiles
 from typing import Any
 
 from gateway.records.feedback import latest
+from gateway.store.queries import interpolated_percentile
 
 SUCCESS = "success"
 
 
+@dataclass(frozen=True)
+class Moments:
+    """What a mean comparison needs of a sample: its size, sum, sum of squares and range.
+    The store computes them in SQL, so a readout never pulls rows into Python."""
+
+    n: int = 0
+    total: float = 0.0
+    squares: float = 0.0
+    low: float | None = None
+    high: float | None = None
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Moments:
+        if not values:
+            return cls()
+        return cls(
+            len(values),
+            math.fsum(values),
+            math.fsum(v * v for v in values),
+            min(values),
+            max(values),
+        )
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+    @property
+    def variance(self) -> float:
+        """Sample variance; exactly 0 for a constant sample (the sums would leave a residue)."""
+        if self.n < 2 or self.low == self.high:
+            return 0.0
+        return max(0.0, (self.squares - self.total * self.total / self.n) / (self.n - 1))
+
+
 @dataclass
 class Arm:
-    """One variant's rows: requests, and the latest feedback of each of them."""
+    """One variant's figures: requests, errors, latency, cost and tokens, and the latest
+    feedback of its interactions (`judged`: with a thumb, an outcome or a rating)."""
 
     name: str
     requests: int = 0
     errors: int = 0
-    latency_ms: list[float] = field(default_factory=list)
-    ttft_ms: list[float] = field(default_factory=list)
-    cost_usd: list[float] = field(default_factory=list)
-    tokens: list[float] = field(default_factory=list)
-    judged: int = 0  # interactions with a thumb, an outcome or a rating
+    latency: Moments = field(default_factory=Moments)
+    cost: Moments = field(default_factory=Moments)
+    tokens: Moments = field(default_factory=Moments)
+    ratings: Moments = field(default_factory=Moments)
+    percentiles: dict[str, float | None] = field(default_factory=dict)  # latency p50/p95, ttft p50
+    judged: int = 0
     positive: int = 0
-    ratings: list[float] = field(default_factory=list)
-    with_feedback: int = 0
 
 
 def is_positive(feedback: Mapping[str, Any]) -> bool:
@@ -59,27 +95,39 @@ def latest_feedback(events: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, 
 def collect(
     interactions: Iterable[Mapping[str, Any]], feedback: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Arm]:
-    arms: dict[str, Arm] = {}
+    """Arms from rows (the store's `experiment_arms` computes the same in SQL)."""
+    rows: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for row in interactions:
-        name = row["variant"] or "-"
-        arm = arms.setdefault(name, Arm(name))
-        arm.requests += 1
-        if row["status"] != SUCCESS:
-            arm.errors += 1
-        for values, key in ((arm.latency_ms, "latency_ms"), (arm.ttft_ms, "ttft_ms")):
-            if row.get(key) is not None:
-                values.append(float(row[key]))
-        if row.get("cost_usd") is not None:
-            arm.cost_usd.append(float(row["cost_usd"]))
-        if row.get("prompt_tokens") is not None:
-            arm.tokens.append(float(row["prompt_tokens"] + (row.get("completion_tokens") or 0)))
-        judgement = feedback.get(str(row["id"]))
-        if judgement:
-            arm.with_feedback += 1
-            arm.judged += 1
-            arm.positive += is_positive(judgement)
-            if judgement.get("rating") is not None:
-                arm.ratings.append(float(judgement["rating"]))
+        rows[row["variant"] or "-"].append(row)
+    arms = {}
+    for name, group in rows.items():
+        judgements = [j for j in (feedback.get(str(r["id"])) for r in group) if j]
+        latency = [float(r["latency_ms"]) for r in group if r.get("latency_ms") is not None]
+        ttft = [float(r["ttft_ms"]) for r in group if r.get("ttft_ms") is not None]
+        arms[name] = Arm(
+            name,
+            requests=len(group),
+            errors=sum(r["status"] != SUCCESS for r in group),
+            latency=Moments.of(latency),
+            cost=Moments.of([float(r["cost_usd"]) for r in group if r.get("cost_usd") is not None]),
+            tokens=Moments.of(
+                [
+                    float(r["prompt_tokens"] + (r.get("completion_tokens") or 0))
+                    for r in group
+                    if r.get("prompt_tokens") is not None
+                ]
+            ),
+            ratings=Moments.of(
+                [float(j["rating"]) for j in judgements if j.get("rating") is not None]
+            ),
+            percentiles={
+                "latency_p50_ms": interpolated_percentile(latency, 50),
+                "latency_p95_ms": interpolated_percentile(latency, 95),
+                "ttft_p50_ms": interpolated_percentile(ttft, 50),
+            },
+            judged=len(judgements),
+            positive=sum(is_positive(j) for j in judgements),
+        )
     return arms
 
 
@@ -89,25 +137,15 @@ def summary(arm: Arm, total: int) -> dict[str, Any]:
         "requests": arm.requests,
         "traffic_share": arm.requests / total if total else None,
         "error_rate": arm.errors / arm.requests if arm.requests else None,
-        "latency_p50_ms": _percentile(arm.latency_ms, 50),
-        "latency_p95_ms": _percentile(arm.latency_ms, 95),
-        "ttft_p50_ms": _percentile(arm.ttft_ms, 50),
-        "mean_cost_usd": fmean(arm.cost_usd) if arm.cost_usd else None,
-        "mean_tokens": fmean(arm.tokens) if arm.tokens else None,
-        "feedback_count": arm.with_feedback,
+        "latency_p50_ms": arm.percentiles.get("latency_p50_ms"),
+        "latency_p95_ms": arm.percentiles.get("latency_p95_ms"),
+        "ttft_p50_ms": arm.percentiles.get("ttft_p50_ms"),
+        "mean_cost_usd": arm.cost.mean,
+        "mean_tokens": arm.tokens.mean,
+        "feedback_count": arm.judged,
         "positive_rate": arm.positive / arm.judged if arm.judged else None,
-        "mean_rating": fmean(arm.ratings) if arm.ratings else None,
+        "mean_rating": arm.ratings.mean,
     }
-
-
-def _percentile(values: Sequence[float], p: int) -> float | None:
-    if not values:
-        return None
-    if p == 50:
-        return float(median(values))
-    if len(values) == 1:
-        return float(values[0])
-    return float(quantiles(values, n=100, method="inclusive")[p - 1])
 
 
 @dataclass(frozen=True)
@@ -154,32 +192,34 @@ def compare_rates(
 def compare_means(
     metric: str,
     higher_is_better: bool,
-    control: Sequence[float],
-    variant: Sequence[float],
+    control: Moments | Sequence[float],
+    variant: Moments | Sequence[float],
     min_samples: int,
     alpha: float,
 ) -> Comparison:
-    """Welch's t-test on the difference of means (variant - control)."""
-    from scipy.stats import ttest_ind
+    """Welch's t-test on the difference of means (variant - control), from each arm's
+    moments: the statistic, Welch-Satterthwaite degrees of freedom and the t interval, as
+    scipy's `ttest_ind(equal_var=False)` computes them from the values."""
+    from scipy.stats import t as t_dist
 
-    base = Comparison(metric, "mean", higher_is_better, len(control), len(variant))
-    if len(control) < 2 or len(variant) < 2:
-        return _with(base, verdict="no data yet" if not control or not variant else "")
-    diff = fmean(variant) - fmean(control)
-    if max(control) == min(control) and max(variant) == min(variant):
+    a = control if isinstance(control, Moments) else Moments.of(control)
+    b = variant if isinstance(variant, Moments) else Moments.of(variant)
+    base = Comparison(metric, "mean", higher_is_better, a.n, b.n)
+    if a.n < 2 or b.n < 2:
+        return _with(base, verdict="no data yet" if not a.n or not b.n else "")
+    diff = b.total / b.n - a.total / a.n
+    if a.low == a.high and b.low == b.high:
         # Both arms constant (a fixed price per call, say): the difference is exact.
         result = _with(base, difference=diff, ci95=(diff, diff), p_value=1.0 if diff == 0 else 0.0)
         return _with(result, verdict=_verdict(result, min_samples, alpha))
-    with warnings.catch_warnings():
-        # One constant arm is fine for Welch's test, but scipy warns about its variance.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        test = ttest_ind(variant, control, equal_var=False)
-    p_value = float(test.pvalue)
-    if math.isnan(p_value):
-        result = _with(base, difference=diff)
-    else:
-        low, high = test.confidence_interval(0.95)
-        result = _with(base, difference=diff, ci95=(float(low), float(high)), p_value=p_value)
+    se2a, se2b = a.variance / a.n, b.variance / b.n
+    se = math.sqrt(se2a + se2b)
+    if se == 0:
+        return _with(base, difference=diff)
+    df = (se2a + se2b) ** 2 / (se2a**2 / (a.n - 1) + se2b**2 / (b.n - 1))
+    p_value = float(2 * t_dist.sf(abs(diff) / se, df))
+    half = float(t_dist.ppf(0.975, df)) * se
+    result = _with(base, difference=diff, ci95=(diff - half, diff + half), p_value=p_value)
     return _with(result, verdict=_verdict(result, min_samples, alpha))
 
 
@@ -206,7 +246,48 @@ def readout(
     min_samples: int,
     alpha: float,
 ) -> dict[str, Any]:
+    """The readout from rows and feedback events (oldest first)."""
     arms = collect(interactions, latest_feedback(feedback_events))
+    return readout_of_arms(model, arms, control=control, min_samples=min_samples, alpha=alpha)
+
+
+def arms_of_figures(figures: Iterable[Mapping[str, Any]]) -> dict[str, Arm]:
+    """Arms from the store's per-variant figures (`experiment_figures`), by variant name."""
+
+    def moments(row: Mapping[str, Any], name: str) -> Moments:
+        if not row.get(f"{name}_n"):
+            return Moments()
+        return Moments(
+            int(row[f"{name}_n"]),
+            *(float(row[f"{name}_{part}"]) for part in ("total", "squares", "low", "high")),
+        )
+
+    arms = {}
+    for row in sorted(figures, key=lambda r: r["variant"] or "-"):
+        name = row["variant"] or "-"
+        tokens = int(row["tokens_n"] or 0)
+        arms[name] = Arm(
+            name,
+            requests=int(row["requests"]),
+            errors=int(row["errors"] or 0),
+            latency=moments(row, "latency"),
+            cost=moments(row, "cost"),
+            # Only the mean of tokens is shown: its sum is all that is needed.
+            tokens=Moments(tokens, float(row["tokens_total"] or 0)) if tokens else Moments(),
+            ratings=moments(row, "rating"),
+            percentiles={
+                key: None if row.get(key) is None else float(row[key])
+                for key in ("latency_p50_ms", "latency_p95_ms", "ttft_p50_ms")
+            },
+            judged=int(row.get("judged") or 0),
+            positive=int(row.get("positive") or 0),
+        )
+    return arms
+
+
+def readout_of_arms(
+    model: str, arms: Mapping[str, Arm], *, control: str | None, min_samples: int, alpha: float
+) -> dict[str, Any]:
     total = sum(arm.requests for arm in arms.values())
     control_name = control if control in arms else next(iter(arms), None)
     result: dict[str, Any] = {
@@ -243,8 +324,8 @@ def readout(
                 alpha,
             ),
             compare_means("mean_rating", True, base.ratings, arm.ratings, min_samples, alpha),
-            compare_means("latency_ms", False, base.latency_ms, arm.latency_ms, min_samples, alpha),
-            compare_means("cost_usd", False, base.cost_usd, arm.cost_usd, min_samples, alpha),
+            compare_means("latency_ms", False, base.latency, arm.latency, min_samples, alpha),
+            compare_means("cost_usd", False, base.cost, arm.cost, min_samples, alpha),
         ]
         result["comparisons"].append(
             {"variant": arm.name, "against": control_name, "metrics": [c.__dict__ for c in checks]}

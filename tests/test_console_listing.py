@@ -141,6 +141,23 @@ async def test_the_thumbs_filter_lists_the_latest_thumbs_given(
             assert "thumbs" in await response.text()
 
 
+async def test_a_short_search_says_it_looked_at_the_newest_rows_only(
+    database_url: str, upstream: FakeUpstream, make_gateway: Callable[..., Any]
+) -> None:
+    gateway: GatewayHarness = await make_gateway(console_config(upstream, database_url))
+    await _store_rows(gateway, "short", 3)
+    async with browser_like() as http:
+        await http_sign_in(http, gateway, ADMIN_KEY)
+        base = f"{gateway.base_url}/console/interactions"
+        for needle, bounded in (("r 1", False), ("r", True), ("1", True)):
+            async with http.get(f"{base}?q={needle}") as response:
+                text = await response.text()
+            assert ('id="short-search"' in text) == bounded, needle
+            assert "1 or 2 only the newest 5,000" in text  # the search box's hint
+        ids, _ = await _page(http, f"{base}?q=1")
+        assert len(ids) == 1  # "Question number 1", among the newest rows
+
+
 @needs_chromium
 async def test_text_search_from_the_form_finds_part_of_a_word(
     database_url: str, upstream: FakeUpstream, make_gateway: Callable[..., Any], page: Page

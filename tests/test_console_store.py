@@ -109,13 +109,15 @@ async def test_sqlite_reads_a_window_through_the_created_at_index(sqlite_url: st
         window = TimeWindow(since=T0 + timedelta(hours=2))
         await store.usage_by_variant(window)
         await store.feedback_by_variant(window)
-        assert len(asked) == 2
         conn = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))
         try:
             for sql, params in asked:
                 plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
-                assert "interactions_created_at" in plan, plan
+                # Rows are read at the window's edges only (the rest from the rollups).
+                if "FROM interactions i" in sql:
+                    assert "interactions_created_at" in plan, plan
                 assert "interactions_model_variant" not in plan, plan
+            assert any("FROM interactions i" in sql for sql, _ in asked)
         finally:
             conn.close()
     finally:

@@ -27,6 +27,7 @@ from gateway.errors import NotFound
 from gateway.feedback.edits import answer_text
 from gateway.records.feedback import OUTCOMES, THUMBS, latest
 from gateway.store import ReviewStore
+from gateway.store.search import SHORT_RECENT, is_short
 
 PAGE_SIZE = 50
 # Kept between pages and carried to the detail page: the review API's filters, not its paging.
@@ -65,6 +66,9 @@ async def listing(request: web.Request, session: Session) -> web.StreamResponse:
         "first_page": "cursor" not in params and "before" not in params,
         "outcomes": OUTCOMES,
         "thumbs": THUMBS,
+        # A needle too short for the search index looks through the newest rows only.
+        "short_search": SHORT_RECENT if query.text and is_short(query.text) else None,
+        "short_recent": SHORT_RECENT,
     }
     template = "interaction_rows.html" if request.query.get("rows") else "interactions.html"
     return render(request, session, template, context)

@@ -1,9 +1,10 @@
 """The overview: the store's numbers for a chosen time range, in total and per model/variant.
 
-The same three aggregate queries and the same report as `GET /admin/stats`
-(gateway/admin/stats.py), so the page and the API never disagree; computed from the store,
-so it needs no Prometheus. The charts over time come from one more query, `usage_over_time`,
-which buckets the same window.
+The same numbers and the same report as `GET /admin/stats` (gateway/admin/stats.py), so the
+page and the API never disagree; computed from the store, so it needs no Prometheus. The store's
+`overview` gives the usage, the latency percentiles and the charts over time from one read of
+the hourly rollups plus the rows at the window's edges (gateway/store/rollups.py): exact counts
+and sums, percentiles within 5% on large ranges.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gateway.console.reader import reader
 from gateway.console.session import Session
 from gateway.store import StatsStore
 from gateway.store.queries import TimeWindow
+from gateway.store.rollups import EXACT_PERCENTILES_MAX
 
 RANGES = {
     "1h": timedelta(hours=1),
@@ -50,20 +52,18 @@ async def overview(request: web.Request, session: Session) -> web.StreamResponse
     store: StatsStore = reader(request)
     seconds = BUCKET_SECONDS[name]
     # Side by side: PostgreSQL's pool and the SQLite reader's threads run them at once.
-    usage, latency, feedback, over_time = await asyncio.gather(
-        store.usage_by_variant(window),
-        store.latency_percentiles(window),
-        store.feedback_by_variant(window),
-        store.usage_over_time(window, seconds),
+    numbers, feedback = await asyncio.gather(
+        store.overview(window, seconds), store.feedback_by_variant(window)
     )
-    stats = report(window, usage, latency, feedback)
+    stats = report(window, numbers["usage"], numbers["latency"], feedback)
     context = {
-        "trends": trends(over_time, seconds, window),
+        "trends": trends(numbers["over_time"], seconds, window),
         "ranges": list(RANGES),
         "range": name,
         "totals": stats["totals"],
         "totals_extra": _feedback_rates(stats["totals"]),
         "groups": [{**g, **_feedback_rates(g)} for g in stats["by_variant"]],
+        "exact_percentiles_max": EXACT_PERCENTILES_MAX,
     }
     return render(request, session, "overview.html", context)
 

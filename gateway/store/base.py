@@ -168,6 +168,18 @@ class StatsStore(Protocol):
         percentiles (the console's charts)."""
         ...
 
+    async def overview(self, window: TimeWindow, seconds: int) -> dict[str, Any]:
+        """`usage` (as `usage_by_variant`), `latency` (as `latency_percentiles`) and
+        `over_time` (as `usage_over_time`) of one window, from one read of the rollups."""
+        ...
+
+    async def experiment_figures(self, model: str, window: TimeWindow) -> list[dict[str, Any]]:
+        """Per variant of `model` in the window, what an A/B readout needs, aggregated:
+        requests, errors; n/total/squares/low/high of latency (`latency_*`), cost (`cost_*`)
+        and the latest ratings (`rating_*`); tokens_n/tokens_total; latency p50/p95 and TTFT
+        p50 (interpolated); `judged` and `positive` interactions by their latest feedback."""
+        ...
+
     async def experiment_rows(
         self, model: str, window: TimeWindow
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -17,6 +17,7 @@ double-quoted names); an engine's dialect overrides what its database says other
 | count if                  | `sum(condition)`                     | `FILTER (WHERE ...)`   |
 | percentiles               | `row_number()`, nearest rank         | `percentile_disc`      |
 | time bucket (epoch s)     | `strftime('%s', ...)`                | `extract(epoch ...)`   |
+| latency bucket (rollups)  | the expression                       | a function (0010)      |
 
 Both placeholder styles are numbered, so a value bound once can appear twice in a statement.
 Values travel as Python objects; the engine converts them (SQLite: datetimes to ISO text, lists
@@ -110,6 +111,16 @@ class Dialect:
         n = int(seconds)
         return f"CAST(floor(extract(epoch FROM {column}) / {n}) AS BIGINT) * {n}"
 
+    def latency_bucket(self, column: str) -> str:
+        """The latency histogram's bucket of `column` (rollups.py), as migration 0010's
+        triggers compute it: k holds [1.1^k, 1.1^(k+1)) ms, -1000 when unknown."""
+        raise NotImplementedError
+
+    def percentile_cont(self, column: str, fraction: float) -> str | None:
+        """The interpolated percentile of `column` as an aggregate, or None when the
+        database has none (the engine then interpolates in Python)."""
+        return None
+
     def insert(self, table: str, columns: Sequence[str], conflict: str) -> str:
         names = ", ".join(self.quote(c) for c in columns)
         values = ", ".join(self.placeholder(n) for n in range(1, len(columns) + 1))
@@ -175,6 +186,13 @@ class SQLiteDialect(Dialect):
     def array_items(self, column: str, alias: str) -> str:
         return f"json_each({column}) AS {alias}"
 
+    def latency_bucket(self, column: str) -> str:
+        # ln() needs SQLite's math functions (built in by default since 3.35).
+        return (
+            f"CASE WHEN {column} IS NULL THEN -1000 ELSE CAST(floor(ln(min(max({column},"
+            f" 0.001), 1e9)) / ln(1.1)) AS INTEGER) END"
+        )
+
     def text_search(self, needle: str, p: Params) -> str:
         return sqlite_search(needle, p)
 
@@ -221,6 +239,12 @@ class PostgresDialect(Dialect):
 
     def array_items(self, column: str, alias: str) -> str:
         return f"jsonb_array_elements_text({column}) AS {alias}(value)"
+
+    def latency_bucket(self, column: str) -> str:
+        return f"flywheel_latency_bucket({column})"
+
+    def percentile_cont(self, column: str, fraction: float) -> str | None:
+        return f"percentile_cont({float(fraction)}) WITHIN GROUP (ORDER BY {column})"
 
     def text_search(self, needle: str, p: Params) -> str:
         return postgres_search(needle, p)

@@ -25,6 +25,7 @@ from gateway.store.dialect import POSTGRES
 from gateway.store.privacy_sql import PrivacyQueries
 from gateway.store.search import POSTGRES_BACKLOG, postgres_index_batch
 from gateway.store.sql import PLAIN, Decode, SQLQueries
+from gateway.store.stats_sql import StatsQueries
 from gateway.store.tuning_sql import TuningQueries
 
 # Any constant works; it only has to be the same in every replica so that replicas starting
@@ -92,7 +93,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-class PostgresStore(SQLQueries, PrivacyQueries, TuningQueries):
+class PostgresStore(SQLQueries, StatsQueries, PrivacyQueries, TuningQueries):
     engine = "postgres"
     dialect = POSTGRES
 

@@ -11,9 +11,10 @@ and handed back newest first).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from statistics import median, quantiles
 from typing import Any
 
 # Latest-value distributions the stats report per model and variant.
@@ -81,6 +82,18 @@ def contains_pattern(text: str) -> str:
 def percentile_rank(count: int, percent: int) -> int:
     """ceil(percent/100 * count) in integers, as `percentile_rank_sql` computes it."""
     return (count * percent + 99) // 100
+
+
+def interpolated_percentile(values: Sequence[float], percent: int) -> float | None:
+    """Interpolated between the nearest ranks: statistics' "inclusive" method, which is
+    PostgreSQL's percentile_cont (the A/B readout's percentiles)."""
+    if not values:
+        return None
+    if percent == 50:
+        return float(median(values))
+    if len(values) == 1:
+        return float(values[0])
+    return float(quantiles(values, n=100, method="inclusive")[percent - 1])
 
 
 def percentile_rank_sql(count: str, percent: int) -> str:

@@ -6,7 +6,8 @@
 values both ways and turns driver errors into `StoreError`; `Decode` tells it which columns of a
 result hold JSON or booleans, for engines that store those as text and integers. An engine
 may also compute `_percentiles` its own way (SQLite has no percentile function). Text search
-and its index are in search.py.
+and its index are in search.py; the stats (overview, `/admin/stats`, A/B readouts) in
+stats_sql.py.
 
 Adding a filter: one clause in `_interaction_filters` (or `_export_filters`), plus the field on
 `InteractionQuery` / `ExportQuery`; if the engines need different SQL for it, one method on
@@ -25,16 +26,12 @@ from gateway.records.interaction import JSON_COLUMNS
 from gateway.store.base import EXPORT_RUN_COLUMNS
 from gateway.store.dialect import Dialect, Params
 from gateway.store.queries import (
-    FEEDBACK_DISTRIBUTIONS,
-    PERCENTILES,
     Cursor,
     ExportQuery,
     InteractionQuery,
     TimeWindow,
-    feedback_groups,
-    usage_groups,
 )
-from gateway.store.search import KEY, RECENT
+from gateway.store.search import KEY, RECENT, SHORT_RECENT, is_short
 
 
 @dataclass(frozen=True)
@@ -59,7 +56,6 @@ _LATEST = (
 _HAS_FEEDBACK = "EXISTS (SELECT 1 FROM feedback f WHERE f.interaction_id = i.id)"
 # Up to this many matching feedback events, a feedback filter reads the listing from them.
 FEEDBACK_DRIVER_MAX = 2_000
-_BY_VARIANT = {"model": "requested_model", "variant": "variant"}
 
 
 class EngineAccess:
@@ -80,9 +76,7 @@ class EngineAccess:
         """Run the statements in one transaction; the number of rows each one changed."""
         raise NotImplementedError
 
-
-class SQLQueries(EngineAccess):
-    # -- what each engine may do its own way ----------------------------------------------
+    # -- what an engine may do its own way ----------------------------------------------
     async def _percentiles(
         self, column: str, source: str, groups: Mapping[str, str], params: Sequence[Any]
     ) -> list[dict[str, Any]]:
@@ -90,6 +84,15 @@ class SQLQueries(EngineAccess):
         `source` (a FROM ... WHERE ...), by nearest rank. An engine may compute them its way."""
         return await self._fetch(self.dialect.percentiles(column, source, groups), params)
 
+    async def _interpolated_percentiles(
+        self, sql: str, params: Sequence[Any]
+    ) -> dict[Any, dict[str, float | None]]:
+        """For an engine without percentile_cont: `sql` gives (variant, latency_ms, ttft_ms)
+        rows; per variant, the readout's interpolated percentiles (`READOUT_PERCENTILES`)."""
+        raise NotImplementedError
+
+
+class SQLQueries(EngineAccess):
     async def _execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """`sql` once per row, all in one transaction."""
         raise NotImplementedError
@@ -175,9 +178,11 @@ class SQLQueries(EngineAccess):
         driver = await self._feedback_driver(query)
         if query.text is not None:
             # The newest rows first, one by one; the search index only for a short page
-            # (search.py says why).
-            rows = await self._fetch(*self._listing(query, driver, recent=True), INTERACTION)
-            if len(rows) < query.limit:
+            # (search.py says why), and never for a needle too short for it.
+            short = is_short(query.text)
+            scan = SHORT_RECENT if short else RECENT
+            rows = await self._fetch(*self._listing(query, driver, scan), INTERACTION)
+            if len(rows) < query.limit and not short:
                 rows = await self._fetch(*self._listing(query, driver), INTERACTION)
         else:
             rows = await self._fetch(*self._listing(query, driver), INTERACTION)
@@ -186,8 +191,9 @@ class SQLQueries(EngineAccess):
         return rows[::-1] if query.before is not None else rows
 
     def _listing(
-        self, query: InteractionQuery, driver: tuple[str, Any] | None, recent: bool = False
+        self, query: InteractionQuery, driver: tuple[str, Any] | None, recent: int = 0
     ) -> tuple[str, list[Any]]:
+        """The listing's SQL; with `recent`, a text search among that many newest rows."""
         d, p = self.dialect, self.dialect.params()
         clauses = self._interaction_filters(query, p)
         if driver is not None:
@@ -203,7 +209,7 @@ class SQLQueries(EngineAccess):
         if query.text is not None and recent:
             source = (
                 f"(SELECT i.{d.search_key()} AS {KEY}, i.* FROM interactions i"
-                f" WHERE {' AND '.join(clauses)} {ordered} LIMIT {p(RECENT)}) AS i"
+                f" WHERE {' AND '.join(clauses)} {ordered} LIMIT {p(recent)}) AS i"
             )
             clauses = [d.text_probe(query.text, p)]
         elif query.text is not None:
@@ -293,114 +299,6 @@ class SQLQueries(EngineAccess):
             f" ({ranked}) AS r WHERE rn <= {p(per_flag)} ORDER BY flag, created_at DESC, id DESC"
         )
         return await self._fetch(sql, p.values)
-
-    # -- stats ----------------------------------------------------------------------------
-    async def _latencies(
-        self, where: str, groups: Mapping[str, str], params: Sequence[Any]
-    ) -> list[dict[str, Any]]:
-        source = f"interactions i WHERE latency_ms IS NOT NULL AND {where}"
-        return await self._percentiles("latency_ms", source, groups, params)
-
-    async def usage_by_variant(self, window: TimeWindow) -> list[dict[str, Any]]:
-        d, p = self.dialect, self.dialect.params()
-        where = " AND ".join(_window(window, p))
-        counts = ", ".join(
-            f"{d.count_if(f'status = {status!r}')} AS {status}"
-            for status in ("success", "error", "client_disconnected")
-        )
-        totals = (
-            f"SELECT requested_model AS model, variant, count(*) AS interactions, {counts},"
-            " sum(cost_usd) AS cost_usd, CAST(sum(prompt_tokens) AS BIGINT) AS prompt_tokens,"
-            " CAST(sum(completion_tokens) AS BIGINT) AS completion_tokens"
-            f" FROM interactions i WHERE {where}"
-            f" GROUP BY {d.group_key('requested_model')}, {d.group_key('variant')}"
-            " ORDER BY requested_model, variant"
-        )
-        rows = await self._fetch(totals, p.values)
-        by_variant = {alias: d.group_key(column) for alias, column in _BY_VARIANT.items()}
-        latencies = await self._latencies(where, by_variant, p.values)
-        return usage_groups(rows, latencies)
-
-    async def usage_over_time(self, window: TimeWindow, seconds: int) -> list[dict[str, Any]]:
-        d, p = self.dialect, self.dialect.params()
-        where = " AND ".join(_window(window, p))
-        bucket = d.time_bucket("i.created_at", seconds)
-        errors = d.count_if("status = 'error'")
-        totals = (
-            f"SELECT {bucket} AS bucket, count(*) AS interactions, {errors} AS error,"
-            f" {d.count_if(_HAS_FEEDBACK)} AS with_feedback, sum(cost_usd) AS cost_usd,"
-            " CAST(sum(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)) AS BIGINT)"
-            f" AS tokens FROM interactions i WHERE {where} GROUP BY 1 ORDER BY 1"
-        )
-        rows = await self._fetch(totals, p.values)
-        latencies = await self._latencies(where, {"bucket": bucket}, p.values)
-        by_bucket = {row["bucket"]: row for row in latencies}
-        return [
-            {**row, "latency_ms": {k: by_bucket.get(row["bucket"], {}).get(k) for k in PERCENTILES}}
-            for row in rows
-        ]
-
-    async def latency_percentiles(self, window: TimeWindow) -> dict[str, float | None]:
-        p = self.dialect.params()
-        where = " AND ".join(_window(window, p))
-        rows = await self._latencies(where, {}, p.values)
-        return {name: rows[0][name] if rows else None for name in PERCENTILES}
-
-    async def feedback_by_variant(self, window: TimeWindow) -> list[dict[str, Any]]:
-        p = self.dialect.params()
-        where = " AND ".join(_window(window, p))
-        # The window's interactions that have feedback, each with its events and its latest
-        # value of each field, found through the created_at index: joining the feedback table
-        # first read every event with a lookup per event, once per field (1.8 s for a day at
-        # 1M rows, 150 ms now).
-        latest = ", ".join(
-            f"{_LATEST.format(field=name)} AS {name}" for name in FEEDBACK_DISTRIBUTIONS
-        )
-        judged = (
-            "SELECT i.requested_model AS model, i.variant AS variant,"
-            " (SELECT count(*) FROM feedback f WHERE f.interaction_id = i.id) AS events,"
-            f" {latest} FROM interactions i WHERE {where} AND {_HAS_FEEDBACK}"
-        )
-        parts = [
-            "SELECT model, variant, 'events' AS field, CAST(NULL AS TEXT) AS value,"
-            " CAST(sum(events) AS BIGINT) AS count FROM judged GROUP BY model, variant",
-            "SELECT model, variant, 'interactions', CAST(NULL AS TEXT), count(*)"
-            " FROM judged GROUP BY model, variant",
-            *(
-                f"SELECT model, variant, '{name}', CAST({name} AS TEXT), count(*) FROM judged"
-                f" WHERE {name} IS NOT NULL GROUP BY model, variant, {name}"
-                for name in FEEDBACK_DISTRIBUTIONS
-            ),
-        ]
-        sql = f"WITH judged AS ({judged}) {' UNION ALL '.join(parts)}"
-        counts: dict[tuple[Any, Any], dict[str, Any]] = {}
-        values = []
-        for row in await self._fetch(sql, p.values):
-            if row["field"] in ("events", "interactions"):
-                key = (row["model"], row["variant"])
-                group = counts.setdefault(key, {"model": key[0], "variant": key[1]})
-                group[row["field"]] = row["count"]
-            else:
-                values.append(row)
-        return feedback_groups(counts.values(), values)
-
-    async def experiment_rows(
-        self, model: str, window: TimeWindow
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        p = self.dialect.params()
-        where = " AND ".join([f"i.requested_model = {p(model)}", *_window(window, p)])
-        interactions = await self._fetch(
-            "SELECT i.id, i.variant, i.status, i.latency_ms, i.ttft_ms, i.cost_usd,"
-            f" i.prompt_tokens, i.completion_tokens FROM interactions i WHERE {where}",
-            p.values,
-        )
-        events = await self._fetch(
-            "SELECT f.interaction_id, f.rating, f.thumbs, f.outcome FROM feedback f"
-            f" JOIN interactions i ON i.id = f.interaction_id WHERE {where}"
-            " ORDER BY f.created_at",
-            p.values,
-        )
-        return interactions, events
 
     # -- exports --------------------------------------------------------------------------
     async def export_count(self, query: ExportQuery) -> int:

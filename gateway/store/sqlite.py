@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
+import math
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -29,9 +30,10 @@ from gateway.records.interaction import COLUMNS, JSON_COLUMNS, Interaction
 from gateway.store.base import load_migrations
 from gateway.store.dialect import SQLITE
 from gateway.store.privacy_sql import PrivacyQueries
-from gateway.store.queries import PERCENTILES, percentile_rank
+from gateway.store.queries import PERCENTILES, interpolated_percentile, percentile_rank
 from gateway.store.search import SQLITE_BACKLOG, sqlite_index_batch
 from gateway.store.sql import PLAIN, Decode, SQLQueries
+from gateway.store.stats_sql import READOUT_PERCENTILES, StatsQueries
 from gateway.store.tuning_sql import TuningQueries
 
 T = TypeVar("T")
@@ -56,7 +58,7 @@ def sqlite_path(url: str) -> str:
     return path[1:] if path.startswith("/") else path
 
 
-class SQLiteStore(SQLQueries, PrivacyQueries, TuningQueries):
+class SQLiteStore(SQLQueries, StatsQueries, PrivacyQueries, TuningQueries):
     engine = "sqlite"
     dialect = SQLITE
 
@@ -102,6 +104,7 @@ class SQLiteStore(SQLQueries, PrivacyQueries, TuningQueries):
             conn.execute("PRAGMA synchronous=NORMAL")
             if self.mmap_bytes:
                 conn.execute(f"PRAGMA mmap_size={int(self.mmap_bytes)}")
+            _ensure_math_functions(conn)
         except BaseException:
             conn.close()  # locked meanwhile: the next call tries again
             raise
@@ -167,6 +170,31 @@ class SQLiteStore(SQLQueries, PrivacyQueries, TuningQueries):
                 for name, percent in PERCENTILES.items()
             }
             found.append({**dict(zip(aliases, key, strict=True)), **picks})
+        return found
+
+    async def _interpolated_percentiles(
+        self, sql: str, params: Sequence[Any]
+    ) -> dict[Any, dict[str, float | None]]:
+        # Plain tuples on the store's thread: dicts for a day's rows cost more than the sort.
+        return await self._run(self._interpolated_now, sql, params)
+
+    def _interpolated_now(
+        self, sql: str, params: Sequence[Any]
+    ) -> dict[Any, dict[str, float | None]]:
+        columns: dict[Any, tuple[list[float], list[float]]] = {}
+        for variant, latency, ttft in self.conn.execute(sql, _to_sqlite(params)):
+            latencies, ttfts = columns.setdefault(variant, ([], []))
+            if latency is not None:
+                latencies.append(latency)
+            if ttft is not None:
+                ttfts.append(ttft)
+        found: dict[Any, dict[str, float | None]] = {}
+        for variant, values in columns.items():
+            by_column = dict(zip(("latency_ms", "ttft_ms"), values, strict=True))
+            found[variant] = {
+                name: interpolated_percentile(by_column[column], round(fraction * 100))
+                for name, (column, fraction) in READOUT_PERCENTILES.items()
+            }
         return found
 
     async def _execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -294,6 +322,17 @@ class SQLiteStore(SQLQueries, PrivacyQueries, TuningQueries):
         for conn in self._conns:
             conn.close()
         self._conns.clear()
+
+
+def _ensure_math_functions(conn: sqlite3.Connection) -> None:
+    """The rollups' triggers (migration 0010) bucket latencies with ln() and floor(), which a
+    SQLite built without its math functions (SQLITE_ENABLE_MATH_FUNCTIONS, on by default since
+    3.35, off in some bundled builds) lacks: Python's stand in, the same libm underneath."""
+    try:
+        conn.execute("SELECT ln(2.0), floor(2.5)")
+    except sqlite3.OperationalError:
+        conn.create_function("ln", 1, math.log, deterministic=True)
+        conn.create_function("floor", 1, math.floor, deterministic=True)
 
 
 def _statements(script: str) -> list[str]:

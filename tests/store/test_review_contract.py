@@ -430,3 +430,23 @@ async def test_feedback_by_variant_counts_latest_values(
         ("exp", "a"),
         ("exp", "b"),
     }
+
+
+async def test_a_needle_too_short_for_the_index_searches_the_newest_rows_only(
+    store: Store, seeded: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One or two characters cannot use the trigram index: they are looked for among the
+    `SHORT_RECENT` newest rows under the other filters, never through a read of every row."""
+    await _index_everything(store)
+    monkeypatch.setattr(sql_module, "SHORT_RECENT", 3)
+    names = {v: k for k, v in seeded.items()}
+
+    async def found(text: str, **filters: Any) -> list[str]:
+        rows = await store.list_interactions(InteractionQuery(text=text, limit=100, **filters))
+        return [names[row["id"]] for row in rows]
+
+    assert await found("1") == ["i11", "i10"]  # i9, i10, i11 read; i1 is older
+    assert await found("11") == ["i11"]
+    # A time range reaches further back; three characters search every row.
+    assert await found("1", window=TimeWindow(until=T0 + timedelta(hours=3))) == ["i1"]
+    assert await found("on 1") == ["i11", "i10", "i1"]
