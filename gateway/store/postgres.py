@@ -19,7 +19,7 @@ import asyncpg
 import orjson
 
 from gateway.errors import RowsRejected, StoreError
-from gateway.records.interaction import COLUMNS, Interaction
+from gateway.records.interaction import COLUMNS, JSON_COLUMNS, Interaction
 from gateway.store.base import load_migrations
 from gateway.store.dialect import POSTGRES
 from gateway.store.privacy_sql import PrivacyQueries
@@ -31,7 +31,44 @@ from gateway.store.tuning_sql import TuningQueries
 # Any constant works; it only has to be the same in every replica so that replicas starting
 # together apply migrations one at a time.
 _MIGRATION_LOCK = 0x466C7977
-_INSERT = POSTGRES.insert_ignoring("interactions", COLUMNS, key="id")
+# The column types of `interactions` (migrations 0001, 0003, 0005), for the batch's arrays; JSON
+# columns travel as text (asyncpg reads a list inside an array parameter as another dimension).
+_ARRAY_TYPES = {
+    "id": "uuid",
+    "created_at": "timestamptz",
+    "stream": "boolean",
+    "usage_estimated": "boolean",
+    "http_status": "integer",
+    "prompt_tokens": "bigint",
+    "completion_tokens": "bigint",
+    "cached_tokens": "bigint",
+    "reasoning_tokens": "bigint",
+    "cost_usd": "float8",
+    "latency_ms": "float8",
+    "ttft_ms": "float8",
+}
+
+
+def _batch_insert() -> str:
+    """A whole batch in one statement, one array per column: one round trip, and the statement
+    triggers (rollups, search queue: migration 0010) run once per batch, not once per row."""
+    names = ", ".join(POSTGRES.quote(column) for column in COLUMNS)
+    arrays = ", ".join(
+        f"${n}::{_ARRAY_TYPES.get(column, 'text')}[]" for n, column in enumerate(COLUMNS, 1)
+    )
+    aliases = [f"c{n}" for n in range(len(COLUMNS))]
+    values = ", ".join(
+        f"{alias}::jsonb" if column in JSON_COLUMNS else alias
+        for alias, column in zip(aliases, COLUMNS, strict=True)
+    )
+    return (
+        f"INSERT INTO interactions ({names}) SELECT {values}"
+        f" FROM unnest({arrays}) AS batch({', '.join(aliases)})"
+        " ON CONFLICT (id) DO NOTHING"
+    )
+
+
+_INSERT_BATCH = _batch_insert()
 # What asyncpg raises when the server or the connection fails, or refuses what it was sent.
 _DRIVER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -184,9 +221,9 @@ class PostgresStore(SQLQueries, StatsQueries, PrivacyQueries, TuningQueries):
         # be made (asyncpg's configuration errors are ValueErrors too) is an outage.
         async with self._connection() as conn:
             try:
-                # executemany pipelines the batch in one round trip; COPY would be faster
-                # still but cannot skip ids that a spool replay already wrote.
-                await conn.executemany(_INSERT, [_row(row) for row in rows])
+                # Not COPY: it cannot skip the ids a spool replay already wrote.
+                if rows:
+                    await conn.execute(_INSERT_BATCH, *_columns(rows))
             except _REFUSED_VALUES as exc:
                 raise RowsRejected(f"postgres refused the rows: {exc}") from exc
             except _DRIVER_ERRORS as exc:
@@ -263,7 +300,20 @@ def _from_postgres_rows(rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
     return found
 
 
-def _row(interaction: Interaction) -> tuple[Any, ...]:
-    return tuple(
-        _without_nul(value) if isinstance(value, str) else value for value in interaction.as_row()
-    )
+def _columns(rows: Sequence[Interaction]) -> list[list[Any]]:
+    """The batch as one list per column, in `COLUMNS` order, for `_INSERT_BATCH`."""
+    row_values = (row.as_row() for row in rows)
+    columns: list[list[Any]] = [list(values) for values in zip(*row_values, strict=True)]
+    for n, name in enumerate(COLUMNS):
+        if name in JSON_COLUMNS:
+            columns[n] = [None if v is None else _json_text(v) for v in columns[n]]
+        else:
+            columns[n] = [_without_nul(v) if isinstance(v, str) else v for v in columns[n]]
+    return columns
+
+
+def _json_text(value: Any) -> str:
+    data = orjson.dumps(value)
+    if b"\\u0000" in data:
+        data = orjson.dumps(_without_nul(value))
+    return data.decode()

@@ -1,7 +1,8 @@
 -- Hourly rollups for the overview and /admin/stats (gateway/store/rollups.py says how they
 -- are read). Kept by triggers on insert and delete of interactions and feedback: exact for
 -- rows that commit late (spool replays) and for forget/retention deletes, nothing for the
--- request path to do (the recorder writes in the background), one upsert per row per table.
+-- request path to do (the recorder writes in the background); an insert statement's rows are
+-- added together (statement trigger), a delete takes away each row.
 -- No personal data: models, variants, counts and sums only; feedback_latest holds the
 -- latest judgement values, never a comment or a correction.
 
@@ -66,21 +67,20 @@ CREATE TABLE feedback_latest (
 );
 CREATE INDEX feedback_latest_created ON feedback_latest (created_at);
 
--- An insert adds the row, a delete takes it away: one upsert either way.
-CREATE FUNCTION flywheel_rollup_interaction() RETURNS TRIGGER LANGUAGE plpgsql AS $$
-DECLARE
-    r interactions;
-    s INTEGER;
+-- A batch of inserted rows is added once per statement: the recorder writes each batch as one
+-- INSERT (gateway/store/postgres.py), so a batch of 500 costs one upsert per hour, model,
+-- variant and latency bucket in it, not 500 (a row trigger doubled the insert's time).
+CREATE FUNCTION flywheel_rollup_added() RETURNS TRIGGER LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN r := NEW; s := 1; ELSE r := OLD; s := -1; END IF;
-    INSERT INTO interaction_rollups VALUES (
-        flywheel_hour(r.created_at), coalesce(r.requested_model, ''), coalesce(r.variant, ''),
-        flywheel_latency_bucket(r.latency_ms), s,
-        s * (r.status = 'success')::int, s * (r.status = 'error')::int,
-        s * (r.status = 'client_disconnected')::int,
-        s * coalesce(r.cost_usd, 0), s * (r.cost_usd IS NOT NULL)::int,
-        s * coalesce(r.prompt_tokens, 0), s * coalesce(r.completion_tokens, 0),
-        s * coalesce(r.latency_ms, 0), s * (r.ttft_ms IS NOT NULL)::int, s * coalesce(r.ttft_ms, 0))
+    INSERT INTO interaction_rollups
+    SELECT flywheel_hour(created_at), coalesce(requested_model, ''), coalesce(variant, ''),
+        flywheel_latency_bucket(latency_ms), count(*),
+        count(*) FILTER (WHERE status = 'success'), count(*) FILTER (WHERE status = 'error'),
+        count(*) FILTER (WHERE status = 'client_disconnected'),
+        coalesce(sum(cost_usd), 0), count(cost_usd),
+        coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
+        coalesce(sum(latency_ms), 0), count(ttft_ms), coalesce(sum(ttft_ms), 0)
+    FROM added GROUP BY 1, 2, 3, 4
     ON CONFLICT (hour, model, variant, latency_bucket) DO UPDATE SET
         interactions = interaction_rollups.interactions + excluded.interactions,
         success = interaction_rollups.success + excluded.success,
@@ -93,20 +93,54 @@ BEGIN
         latency_ms = interaction_rollups.latency_ms + excluded.latency_ms,
         ttft_known = interaction_rollups.ttft_known + excluded.ttft_known,
         ttft_ms = interaction_rollups.ttft_ms + excluded.ttft_ms;
-    -- Feedback that arrived before its interaction's row learns where it belongs (or, on a
-    -- delete, that it belongs nowhere any more).
-    IF s = 1 THEN
-        UPDATE feedback_latest SET created_at = r.created_at, model = r.requested_model,
-            variant = r.variant WHERE interaction_id = r.id;
-    ELSE
-        UPDATE feedback_latest SET created_at = NULL, model = NULL, variant = NULL
-            WHERE interaction_id = r.id;
-    END IF;
+    -- Feedback that arrived before its interaction's row learns where it belongs.
+    UPDATE feedback_latest l SET created_at = a.created_at, model = a.requested_model,
+        variant = a.variant
+    FROM added a WHERE l.interaction_id = a.id;
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER interactions_rollup AFTER INSERT OR DELETE ON interactions
-    FOR EACH ROW EXECUTE FUNCTION flywheel_rollup_interaction();
+CREATE TRIGGER interactions_rollup_added AFTER INSERT ON interactions
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION flywheel_rollup_added();
+
+-- A delete (forget, retention: rare, batched) takes each row away again.
+CREATE FUNCTION flywheel_rollup_removed() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE interaction_rollups SET
+        interactions = interactions - 1,
+        success = success - (OLD.status = 'success')::int,
+        error = error - (OLD.status = 'error')::int,
+        client_disconnected = client_disconnected - (OLD.status = 'client_disconnected')::int,
+        cost_usd = cost_usd - coalesce(OLD.cost_usd, 0),
+        cost_known = cost_known - (OLD.cost_usd IS NOT NULL)::int,
+        prompt_tokens = prompt_tokens - coalesce(OLD.prompt_tokens, 0),
+        completion_tokens = completion_tokens - coalesce(OLD.completion_tokens, 0),
+        latency_ms = latency_ms - coalesce(OLD.latency_ms, 0),
+        ttft_known = ttft_known - (OLD.ttft_ms IS NOT NULL)::int,
+        ttft_ms = ttft_ms - coalesce(OLD.ttft_ms, 0)
+    WHERE hour = flywheel_hour(OLD.created_at) AND model = coalesce(OLD.requested_model, '')
+        AND variant = coalesce(OLD.variant, '')
+        AND latency_bucket = flywheel_latency_bucket(OLD.latency_ms);
+    -- Its feedback (deleted with it by forget, or kept) belongs nowhere any more.
+    UPDATE feedback_latest SET created_at = NULL, model = NULL, variant = NULL
+        WHERE interaction_id = OLD.id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER interactions_rollup_removed AFTER DELETE ON interactions
+    FOR EACH ROW EXECUTE FUNCTION flywheel_rollup_removed();
+
+-- The search queue (migration 0008) the same way: one statement per batch, not one per row.
+DROP TRIGGER interactions_queue_search ON interactions;
+DROP FUNCTION flywheel_queue_search();
+CREATE FUNCTION flywheel_queue_search() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO interaction_search_queue (interaction_id) SELECT id FROM added;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER interactions_queue_search AFTER INSERT ON interactions
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION flywheel_queue_search();
 
 CREATE FUNCTION flywheel_feedback_latest_insert() RETURNS TRIGGER LANGUAGE plpgsql AS $$
 DECLARE
