@@ -62,9 +62,8 @@ class SQLiteStore(SQLQueries, StatsQueries, PrivacyQueries, TuningQueries):
     engine = "sqlite"
     dialect = SQLITE
 
-    def __init__(self, path: str, *, mmap_bytes: int = 0, threads: int = 1):
+    def __init__(self, path: str, *, threads: int = 1):
         self.path = path
-        self.mmap_bytes = mmap_bytes
         self._executor = ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="flywheel-sqlite"
         )
@@ -73,15 +72,11 @@ class SQLiteStore(SQLQueries, StatsQueries, PrivacyQueries, TuningQueries):
         self._closed = False
 
     @classmethod
-    async def open(
-        cls, url: str, *, connect: bool = True, mmap_bytes: int = 0, threads: int = 1
-    ) -> SQLiteStore:
-        """For the console's reader: `mmap_bytes`, read up to that much of the file through
-        memory mapping instead of read() calls into a small page cache (a window's rows are
-        scanned ~30% faster); `threads` > 1, calls run side by side, each thread with its own
-        connection (WAL readers do not block each other). The app's store keeps one thread:
+    async def open(cls, url: str, *, connect: bool = True, threads: int = 1) -> SQLiteStore:
+        """For the console's reader, `threads` > 1: calls run side by side, each thread with its
+        own connection (WAL readers do not block each other). The app's store keeps one thread:
         the recorder's batches are written in order."""
-        store = cls(sqlite_path(url), mmap_bytes=mmap_bytes, threads=threads)
+        store = cls(sqlite_path(url), threads=threads)
         if connect:
             try:
                 await store._run(lambda: store.conn)
@@ -102,8 +97,6 @@ class SQLiteStore(SQLQueries, StatsQueries, PrivacyQueries, TuningQueries):
             # NORMAL is durable across application crashes in WAL mode; only a power loss can
             # drop the last transactions, which FULL would guard at a large write cost.
             conn.execute("PRAGMA synchronous=NORMAL")
-            if self.mmap_bytes:
-                conn.execute(f"PRAGMA mmap_size={int(self.mmap_bytes)}")
             _ensure_math_functions(conn)
         except BaseException:
             conn.close()  # locked meanwhile: the next call tries again
