@@ -1,20 +1,20 @@
 """How an export scales: examples per second and peak memory at 10k and 100k interactions.
 
     .venv/bin/python -m bench.export_scale [--rows 10000 100000] [--format openai]
-        [--jobs 1 2] [--prompts 2000] [--baseline]
+        [--jobs 1 2] [--prompts 2000] [--prompt-kb 1] [--baseline]
 
 Each size is seeded into a fresh SQLite file, then exported in a child process of its own, so
 its peak RSS (ru_maxrss) is that export's alone. Flat memory means the peak barely moves from
 10k to 100k rows: the store is read in pages and records stream into the files.
 
 Realistic variety (issue 21): a row is one of five system prompts, one of `--prompts` distinct
-user messages (~1 KB of corpus lines dense with personal data), one of their answers, then a
-short turn and answer of the row's own (a case number, an e-mail), so no two rows are the same.
-`--prompts` equal to `--rows` makes every long text distinct. CPU seconds are the
-exporting process's and its workers', for a machine shared with other work; `parent CPU s` is
-the exporting process's alone (reading the store, dedup, the split, writing): with more jobs
-it is the part that does not shrink. `--baseline`
-times the path before issue 21: no span cache, no pre-checks, every record's tokens counted.
+user messages (~1 KB of corpus lines dense with personal data, `--prompt-kb 10` for ~10 KB), one
+of their answers, then a short turn and answer of the row's own (a case number, an e-mail), so no
+two rows are the same. `--prompts` equal to `--rows` makes every long text distinct. CPU seconds
+are the exporting process's and its workers', for a machine shared with other work; `parent CPU
+s` is the exporting process's alone (reading the store, dedup, the split, writing): with more
+jobs it is the part that does not shrink. `--baseline` times the path before issue 21: no span
+cache, no pre-checks, every record's tokens counted.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+LINES_PER_KB = 22
+
 
 def texts(count: int, lines: int, seed: int) -> list[str]:
     from bench.anonymize_recall import DEFAULT_CORPUS, load_corpus
@@ -42,7 +44,7 @@ def texts(count: int, lines: int, seed: int) -> list[str]:
     return ["\n".join(rng.sample(corpus, lines)) for _ in range(count)]
 
 
-async def seed(url: str, rows: int, prompts: int) -> None:
+async def seed(url: str, rows: int, prompts: int, prompt_kb: int = 1) -> None:
     from gateway.records.feedback import Feedback
     from gateway.records.interaction import Interaction
     from gateway.store import open_store
@@ -51,7 +53,9 @@ async def seed(url: str, rows: int, prompts: int) -> None:
     await store.migrate()
     start = datetime(2026, 1, 1, tzinfo=UTC)
     systems = [f"You are a clinical assistant for clinic {n}. Answer briefly." for n in range(5)]
-    questions = texts(prompts, 14, seed=1)  # ~1 KB each
+    # A corpus line is ~47 bytes of UTF-8 with its line break: 22 lines make ~1 KB. (Until
+    # 2026-11-30 this was 14 lines, ~650 bytes, though the docs said 1 KB.)
+    questions = texts(prompts, LINES_PER_KB * prompt_kb, seed=1)
     answers = texts(max(prompts // 4, 1), 3, seed=2)
     for offset in range(0, rows, 5000):
         batch, events = [], []
@@ -148,6 +152,7 @@ def main() -> None:
     parser.add_argument("--format", default="openai")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--prompts", type=int, default=2000, help="distinct user messages")
+    parser.add_argument("--prompt-kb", type=int, default=1, help="size of a user message")
     parser.add_argument("--baseline", action="store_true", help="the path before issue 21")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -160,7 +165,7 @@ def main() -> None:
     for rows in args.rows:
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite:///{folder}/flywheel.db"
-            asyncio.run(seed(url, rows, args.prompts))
+            asyncio.run(seed(url, rows, args.prompts, args.prompt_kb))
             for jobs in args.jobs:
                 child = [sys.executable, "-m", "bench.export_scale", "--format", args.format]
                 child += ["--jobs", str(jobs), "--child", url, f"{folder}/out-{jobs}"]

@@ -5,12 +5,17 @@ request the worker is serving.
 One spawned process per gateway worker, started on first use and reused (spawn, not fork: the
 worker has threads and open connections that must not be copied). Each call opens its own store
 connection in that process.
+
+One job, not a pool (`--jobs`): the process shares the machine with the gateway serving traffic,
+so it takes at most one core, and at a lower priority (`EXPORT_NICENESS`). A large export that
+should use every core runs from the CLI or as a scheduled job with `jobs:`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,7 +31,9 @@ class ExportProcess:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=context, initializer=_yield_to_serving
+            )
         return self._pool
 
     async def call(self, config: Config, action: str, spec: dict[str, Any]) -> Any:
@@ -47,6 +54,15 @@ class ExportProcess:
             await asyncio.gather(*self._running, return_exceptions=True)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+# How much lower than the gateway's an ad-hoc export's CPU priority is (os.nice): on a busy
+# machine the requests being served come first, on an idle one the export still takes a core.
+EXPORT_NICENESS = 10
+
+
+def _yield_to_serving() -> None:
+    os.nice(EXPORT_NICENESS)
 
 
 def _in_child(config: Config, action: str, spec: dict[str, Any]) -> Any:

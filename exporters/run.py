@@ -1,9 +1,9 @@
 """One export, start to finish: the pipeline every entry point (CLI, admin API, jobs) runs.
 
 Records stream from the store through the format into the files; only the dedup keys (8 bytes
-each) and, when `max_examples` asks for a sample, that many records are held in memory. Without
-an output folder it is a dry run that counts what would be written (the admin API's preview),
-through exactly the same code.
+each, exporters.keyset) and, when `max_examples` asks for a sample, that many records are held
+in memory. Without an output folder it is a dry run that counts what would be written (the
+admin API's preview), through exactly the same code.
 
 An export never mixes runs: it writes into an empty (or new) folder, or, told to `replace`, into
 a folder holding an earlier export, whose listed files it removes first; its manifest lists
@@ -31,6 +31,7 @@ import orjson
 from exporters.curate import Sample, split_of
 from exporters.formats import Format, FormatOptions, get_format
 from exporters.history import RejectedAnswers, learn_before
+from exporters.keyset import KeySet
 from exporters.output import MANIFEST, clear_out, describe_file, describe_records
 from exporters.parquet import require_pyarrow
 from exporters.pool import worked
@@ -130,7 +131,7 @@ async def run_export(
     # A JSON-lines writer takes each record as the line made where it was built.
     lines = writer.takes_lines
     sample = Sample(filters.max_examples, filters.seed) if filters.max_examples else None
-    seen: set[int] = set()
+    seen = KeySet()
     shard = request.shard
     order = OrderLog(out_dir) if shard is not None and out_dir is not None else None
     # Where each example in flight is in store order, for the shard's order log.
@@ -179,10 +180,9 @@ async def run_export(
         if prepared.key is None:  # all traffic: no dedup, no split
             write("all", prepared)
             return
-        if prepared.key in seen:
+        if not seen.add(prepared.key):
             tally.duplicate += 1
             return
-        seen.add(prepared.key)
         split = split_of(prepared.group, filters.seed, filters.validation_fraction)
         if order is not None:
             order.add(split, places[0], prepared.key)

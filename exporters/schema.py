@@ -59,10 +59,12 @@ def fits(value: Any, schema: Schema) -> bool:
         inner = schema[0]
         return isinstance(value, list) and all(fits(item, inner) for item in value)
     if isinstance(schema, dict):
+        # The value's own keys, not every field of the schema: an absent field fits, and a
+        # message holds 2 of the schema's 7 (issue 21).
         return (
             isinstance(value, dict)
             and value.keys() <= schema.keys()
-            and all(fits(value.get(name), feature) for name, feature in schema.items())
+            and all(fits(item, schema[name]) for name, item in value.items())
         )
     return _fits(value, schema)
 

@@ -112,6 +112,22 @@ def test_a_name_found_earlier_is_redacted_in_a_text_with_nothing_else(cache_size
     assert "Oluwaseun" not in "".join(text for text, _ in redact_all(cached, rows))
 
 
+def test_short_texts_without_a_capital_are_redacted_as_by_the_plain_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Roles, finish reasons and lowercase notes skip the span cache once seen clean; those
+    that hold something (a lowercase name after a cue, a number) never do, and a table that
+    fills up starts over (at two texts here)."""
+    from gateway.anonymize import engine
+
+    monkeypatch.setattr(engine, "CLEAN_TEXTS", 2)
+    short = ["assistant", "user", "stop", "pasient per hansen", "ring 22 33 44 55", "kari kom"]
+    rows = [["Pasient: Kari Nordmann.", *short], short, ["Kari Nordmann ringte.", *short]] * 3
+    cached = Anonymizer(cache_size=100)
+    assert redact_all(cached, rows) == redact_all(plain(), rows)
+    assert len(cached._clean) <= 2
+
+
 def test_the_cache_keeps_at_most_its_size_and_drops_the_least_recently_used() -> None:
     cache = SpanCache(2)
     a, b, c = (cache.key(text) for text in ("a", "b", "c"))

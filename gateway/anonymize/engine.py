@@ -70,15 +70,28 @@ class Anonymizer:
         self.results = ResultCache(RESULT_BYTES if cache_size else 0)
         self._scanned: tuple[Rule, ...] | None = None
         self._scan_table: tuple[tuple[Rule, Scanner, Scanner | None], ...] = ()
+        # Short texts with nothing to find and no capital letter, so no later mention either:
+        # their redaction is the text itself whoever the example holds. A body's roles and
+        # finish reasons ("assistant", "stop") are half the strings an export redacts, and a
+        # set lookup skips the digest, the span cache and the Counter (issue 21).
+        self._clean: set[str] = set()
+        self._clean_size = CLEAN_TEXTS if cache_size else 0
 
     def redact(self, text: str, people: dict[str, int] | None = None) -> Redaction:
         """`text` with personal data replaced. Pass one `people` dict for all the texts of
         one example, so a name is the same `[PERSON_n]` in the prompt and the answer."""
+        if text in self._clean:
+            return Redaction(text, Counter())
         key = self.spans.key(text)
         found = self.spans.get(key)
         if found is None:
             found = self._find(text)
             self.spans.put(key, found)
+            if not found and len(text) <= CLEAN_CHARS and cues.CAPITAL_RE.search(text) is None:
+                if len(self._clean) >= self._clean_size:
+                    self._clean.clear()  # bounded; refilled by the texts that recur
+                if self._clean_size:
+                    self._clean.add(text)
         if not found and not people:
             return Redaction(text, Counter())  # nothing here, and no one to mention later
         people = {} if people is None else people
@@ -267,6 +280,9 @@ class SpanCache:
             self._spans.popitem(last=False)
 
 
+# Clean short texts kept as themselves (see `Anonymizer._clean`): at most this many, this long.
+CLEAN_TEXTS = 10_000
+CLEAN_CHARS = 64
 # What `ResultCache` may hold with a span cache, in bytes as it counts them: ~15 MB of memory
 # (Python strings and tuples take about three times what it counts), room for 3,000 prompts of
 # 1 KB that carry personal data.

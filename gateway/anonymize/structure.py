@@ -80,6 +80,9 @@ def walk(
 def embedded_json(value: str, text: Redact, name: Redact, lexicon: Lexicon) -> str:
     """A string that holds a JSON object or array is redacted as JSON (written back as it was
     when nothing in it is personal); any other string as text."""
+    first = value[:1]
+    if first not in ("{", "[") and not first.isspace():
+        return text(value)  # most strings: no copy of a long prompt made to strip it
     stripped = value.strip()
     if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
         try:

@@ -118,3 +118,13 @@ async def test_one_conversation_in_every_row_still_uses_every_worker_and_keeps_t
     assert [d.example.record for d in done] == [e.example.record for e in expected]  # type: ignore[union-attr]
     assert privacy.redactions == alone.redactions
     assert done[0].example.record["request"]["messages"][1]["content"] == "Mail [EMAIL]"  # type: ignore[union-attr]
+
+
+def test_an_example_travels_to_a_worker_whole() -> None:
+    """exporters.pool sends an Example as the tuple of its fields: a field added to Example
+    must be added to `pool.Row` too, or workers would lose it."""
+    from dataclasses import fields
+
+    from exporters.selection import Example
+
+    assert [field.name for field in fields(Example)] == ["record", "feedback", "rejected_turns"]
