@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from gateway.store import Store, open_store
 from tests.fake_upstream import FakeUpstream
 from tests.harness import GatewayHarness, start_gateway, with_database
 
@@ -71,6 +72,14 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """Each test using this runs once per storage engine."""
     fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return request.getfixturevalue(fixture)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """A migrated store on each engine, closed after the test."""
+    async with open_store(database_url) as opened:
+        await opened.migrate()
+        yield opened
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -23,16 +22,6 @@ from tests.conftest import base_config
 from tests.feedback_support import T0, seed_review_data
 
 THREE_HOURS = 3 * 3600
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(database_url)
-    try:
-        await opened.migrate()
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def test_usage_over_time_buckets_the_window(store: Store) -> None:

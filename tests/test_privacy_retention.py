@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from gateway.appkeys import STORE
 from gateway.config import RetentionConfig
@@ -20,20 +18,12 @@ from gateway.privacy.retention import retention_pass
 from gateway.records.feedback import Feedback
 from gateway.records.interaction import Interaction
 from gateway.spool import DEAD_LETTER_DIR, Spool
-from gateway.store import Store, open_store
+from gateway.store import Store
 from tests.conftest import base_config
 from tests.fake_upstream import FakeUpstream
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 OLD, NEW = NOW - timedelta(days=100), NOW - timedelta(days=1)
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(database_url)
-    await opened.migrate()
-    yield opened
-    await opened.close()
 
 
 def _interaction(created_at: datetime) -> Interaction:

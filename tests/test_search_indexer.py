@@ -5,11 +5,10 @@ read from a scripted clock and CPU counter."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.store import Store, open_store
+from gateway.store import Store
 from gateway.store.indexer import MAX_DEFERRAL, ProcessLoad, SearchIndexer
 from tests.feedback_support import seed_review_data
 
@@ -31,14 +30,9 @@ class ScriptedLoad(ProcessLoad):
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(database_url)
-    try:
-        await opened.migrate()
-        await seed_review_data(opened)
-        yield opened
-    finally:
-        await opened.close()
+async def seeded(store: Store) -> Store:
+    await seed_review_data(store)
+    return store
 
 
 def test_the_load_is_the_share_of_a_core_used_by_others_since_the_last_reading() -> None:
@@ -52,30 +46,30 @@ def test_the_load_is_the_share_of_a_core_used_by_others_since_the_last_reading()
     assert load.share() == 0.0  # no time has passed
 
 
-async def test_a_busy_process_indexes_one_batch_per_turn(store: Store) -> None:
-    indexer = SearchIndexer(store, batch=5, pause=0, load=ScriptedLoad(share=0.9))
+async def test_a_busy_process_indexes_one_batch_per_turn(seeded: Store) -> None:
+    indexer = SearchIndexer(seeded, batch=5, pause=0, load=ScriptedLoad(share=0.9))
     assert await indexer.run_once(yielding=True) == 5
-    assert await store.search_backlog() == SEEDED - 5
+    assert await seeded.search_backlog() == SEEDED - 5
 
 
-async def test_an_idle_process_catches_up_in_one_turn(store: Store) -> None:
-    indexer = SearchIndexer(store, batch=5, pause=0, load=ScriptedLoad(share=0.1))
+async def test_an_idle_process_catches_up_in_one_turn(seeded: Store) -> None:
+    indexer = SearchIndexer(seeded, batch=5, pause=0, load=ScriptedLoad(share=0.1))
     assert await indexer.run_once(yielding=True) == SEEDED
-    assert await store.search_backlog() == 0
+    assert await seeded.search_backlog() == 0
 
 
-async def test_under_sustained_load_the_index_still_moves(store: Store) -> None:
+async def test_under_sustained_load_the_index_still_moves(seeded: Store) -> None:
     """The first turn runs at once; the next waits for MAX_DEFERRAL while busy, then takes a
     single batch."""
-    indexer = SearchIndexer(store, interval=0.01, batch=5, pause=0, load=ScriptedLoad(0.9))
+    indexer = SearchIndexer(seeded, interval=0.01, batch=5, pause=0, load=ScriptedLoad(0.9))
     indexer.start()
     try:
         for _ in range(500):
-            if await store.search_backlog() == SEEDED - 5:
+            if await seeded.search_backlog() == SEEDED - 5:
                 break
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.3)  # many intervals, far less than MAX_DEFERRAL
-        assert await store.search_backlog() == SEEDED - 5
+        assert await seeded.search_backlog() == SEEDED - 5
     finally:
         await indexer.stop()
     assert MAX_DEFERRAL > 1

@@ -17,7 +17,7 @@ from gateway.config import Config, parse_config
 from gateway.errors import ValidationFailed
 from gateway.ids import uuid7
 from gateway.routing import Router, _Split
-from gateway.store import Store, open_store
+from gateway.store import Store
 from gateway.tuning import allocation, rollout, runs
 from gateway.tuning.launchers import FAILED, QUEUED, RECIPE_WRITTEN, SUCCEEDED
 from tests.fake_tuning import FakeTuning
@@ -31,13 +31,6 @@ TRAIN = [
 async def fake() -> AsyncIterator[FakeTuning]:
     async with FakeTuning() as server:
         yield server
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    async with open_store(database_url) as opened:
-        await opened.migrate()
-        yield opened
 
 
 def _config(fake: FakeTuning | None, tmp_path: Path, **models: Any) -> Config:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,19 +13,8 @@ from exporters.formats import FormatOptions
 from exporters.run import ExportRequest, run_export
 from exporters.selection import Filters
 from gateway.config import AnonymizeConfig
-from gateway.store import open_store
 from gateway.store.base import Store
 from tests.exporters.seed import seed
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(database_url)
-    await opened.migrate()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture

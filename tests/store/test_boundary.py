@@ -3,7 +3,7 @@ leaving as `StoreError`, and ids that cannot name a row."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,13 +14,6 @@ from gateway.ids import uuid7
 from gateway.store import Store, open_store
 from gateway.store.queries import Cursor, ExportQuery, InteractionQuery, TimeWindow
 from tests.feedback_support import T0, seed_review_data
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    async with open_store(database_url) as opened:
-        await opened.migrate()
-        yield opened
 
 
 def _lock(store: Store) -> Awaitable[Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -59,16 +58,6 @@ async def _count(url: str, interaction_id: str | None = None) -> int:
             f"SELECT count(*) FROM interactions WHERE id = '{interaction_id}'::uuid",
         )
     return int(rows[0][0])
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(database_url)
-    try:
-        await opened.migrate()
-        yield opened
-    finally:
-        await opened.close()
 
 
 def _full_interaction(**overrides: Any) -> Interaction:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,20 +20,10 @@ import pytest
 from gateway.ids import uuid7
 from gateway.records.feedback import FEEDBACK_COLUMNS, Feedback
 from gateway.records.interaction import Interaction
-from gateway.store import Store, open_store
+from gateway.store import Store
 from gateway.store import sql as sql_module
 from gateway.store.queries import Cursor, InteractionQuery, TimeWindow
 from tests.feedback_support import ANSWERS, T0, fetch_feedback, seed_review_data
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(database_url)
-    try:
-        await opened.migrate()
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture

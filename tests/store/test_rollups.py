@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,22 +17,12 @@ from gateway.experiments import arms_of_figures, readout, readout_of_arms
 from gateway.ids import uuid7
 from gateway.records.feedback import Feedback
 from gateway.records.interaction import CLIENT_DISCONNECTED, ERROR, SUCCESS, Interaction
-from gateway.store import Store, open_store
+from gateway.store import Store
 from gateway.store.queries import TimeWindow, percentile_rank
 from gateway.store.rollups import LATENCY_RATIO
 
 NOW = datetime.now(UTC)
 MODELS = [("m", "a"), ("m", "b"), ("solo", None)]
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(database_url)
-    try:
-        await opened.migrate()
-        yield opened
-    finally:
-        await opened.close()
 
 
 def _interactions(count: int, seed: int) -> list[Interaction]:
