@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from operator import attrgetter
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 # Outcomes of a request, as stored in `interactions.status`.
