@@ -12,7 +12,13 @@ import pytest
 
 from bench.anonymize_recall import DEFAULT_CORPUS, load_corpus
 from gateway.anonymize import Anonymizer, Redaction
-from gateway.anonymize.engine import ENTRY_BYTES, ResultCache, SpanCache
+from gateway.anonymize.engine import (
+    ENTRY_BYTES,
+    SPAN_BYTES,
+    SPAN_ENTRY_BYTES,
+    ResultCache,
+    SpanCache,
+)
 from gateway.anonymize.names import later_mentions
 from gateway.anonymize.patterns import BUILTIN_RULES, DIGIT
 
@@ -137,6 +143,23 @@ def test_the_cache_keeps_at_most_its_size_and_drops_the_least_recently_used() ->
     cache.put(c, ())
     assert cache.get(b) is None
     assert cache.get(a) == () and cache.get(c) == ()
+
+
+def test_the_cache_keeps_at_most_its_bytes_however_many_texts_it_may_hold() -> None:
+    """Distinct texts full of personal data would fill a count-bound cache with their spans:
+    the byte bound drops the least recently used first, and counts a replaced entry once."""
+    span = (0, 1, "email", "x")
+    cache = SpanCache(1_000, budget=SPAN_ENTRY_BYTES * 3 + SPAN_BYTES * 6)
+    keys = [cache.key(f"text {n}") for n in range(4)]
+    for key in keys[:3]:
+        cache.put(key, (span, span))
+    cache.put(keys[0], (span, span))  # the same text again: no second charge
+    assert all(cache.get(key) is not None for key in keys[:3])
+    assert cache.get(keys[0]) is not None  # keys[1] is now the least recently used
+    cache.put(keys[3], (span,))
+    assert cache.get(keys[1]) is None  # the least recently used went
+    assert cache.bytes <= cache.budget
+    assert all(cache.get(key) is not None for key in (keys[0], keys[2], keys[3]))
 
 
 def test_every_builtin_rule_match_holds_what_its_pre_check_asks_for(texts: list[str]) -> None:
