@@ -112,7 +112,7 @@ class Dialect:
         return f"CAST(floor(extract(epoch FROM {column}) / {n}) AS BIGINT) * {n}"
 
     def latency_bucket(self, column: str) -> str:
-        """The latency histogram's bucket of `column` (rollups.py), as migration 0010's
+        """The latency histogram's bucket of `column` (rollups.py), as the rollups'
         triggers compute it: k holds [1.1^k, 1.1^(k+1)) ms, -1000 when unknown."""
         raise NotImplementedError
 

@@ -1,7 +1,8 @@
-"""Reading the hourly rollups (migration 0010): the overview's and `/admin/stats`' numbers
-without a pass over every row of the window.
+"""Reading the hourly rollups (migrations 0010 and 0011): the overview's and `/admin/stats`'
+numbers without a pass over every row of the window.
 
-`interaction_rollups` holds, per (hour, model, variant, latency bucket), exact counts and sums;
+`interaction_rollups` holds, per (hour, model, variant), exact counts and sums and a histogram
+of latencies (latency bucket -> interactions);
 `feedback_latest` one row per judged interaction with its latest values. Triggers on insert and
 delete of interactions and feedback keep both exact, whatever order rows commit in (a spool
 replay) and whatever a forget or retention deletes. A window is read as its whole hours from
@@ -9,15 +10,16 @@ the rollups plus the rows of the partial hours at its edges from `interactions`,
 that starts at 14:37:12 is exact to the microsecond; counts and sums equal the raw rows'.
 
 Latency percentiles: up to `EXACT_PERCENTILES_MAX` rows in the window they are read from the
-rows, exactly (nearest rank); above, from the histogram the latency buckets form. A bucket k
+rows, exactly (nearest rank); above, from the histograms. A bucket k
 holds [1.1^k, 1.1^(k+1)) ms and stands for its geometric middle, 1.1^(k+0.5): at most 4.9%
 from the true percentile (sqrt(1.1) - 1).
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -83,18 +85,23 @@ def _moment(epoch: int | None) -> datetime | None:
 
 
 def usage_sql(d: Dialect, p: Params, parts: Split, seconds: int | None) -> str:
-    """Counts and sums per (model, variant, latency bucket), and per chart bucket of
-    `seconds` if given: the rollups' whole hours and the edges' rows, added up."""
-    chart = f"hour / {int(seconds)} * {int(seconds)} AS chart, " if seconds else ""
+    """Counts, sums and latency histograms per (chart bucket of `seconds` if given, model,
+    variant): the rollups' hours, each with its histogram, and the edges' rows grouped per
+    latency bucket. `fold` adds them up; the rows are few (a month is ~2,000 hours per model
+    and variant), and a GROUP BY of them in SQL was a sort that cost more than folding them."""
+    chart = f"hour / {int(seconds)} * {int(seconds)}" if seconds else "0"
     hours = ["1 = 1"]
     if parts.first_hour is not None:
         hours.append(f"hour >= {p(parts.first_hour)}")
     hours.append(f"hour < {p(parts.end_hour)}")
+    counts = ", ".join(COUNTS)
     branches = [
-        f"SELECT hour, model, variant, latency_bucket, {', '.join(COUNTS)}"
+        f"SELECT {chart} AS chart, model, variant, latency_histogram,"
+        f" CAST(NULL AS INTEGER) AS latency_bucket, {counts}"
         f" FROM interaction_rollups WHERE {' AND '.join(hours)}"
     ]
-    raw_hour = d.time_bucket("i.created_at", seconds if seconds and seconds % HOUR else HOUR)
+    raw_chart = d.time_bucket("i.created_at", seconds) if seconds else "0"
+    sums = ", ".join(f"sum({column})" for column in _raw_columns())
     for edge in parts.edges:
         clauses = ["1 = 1"]
         if edge.since is not None:
@@ -102,62 +109,87 @@ def usage_sql(d: Dialect, p: Params, parts: Split, seconds: int | None) -> str:
         if edge.until is not None:
             clauses.append(f"i.created_at < {p(edge.until)}")
         branches.append(
-            f"SELECT {raw_hour} AS hour, coalesce(i.requested_model, '') AS model,"
-            f" coalesce(i.variant, '') AS variant, {d.latency_bucket('i.latency_ms')}"
-            f" AS latency_bucket, {_raw_columns()} FROM interactions i"
-            f" WHERE {' AND '.join(clauses)}"
+            f"SELECT {raw_chart}, coalesce(i.requested_model, ''), coalesce(i.variant, ''),"
+            f" NULL, {d.latency_bucket('i.latency_ms')}, {sums} FROM interactions i"
+            f" WHERE {' AND '.join(clauses)} GROUP BY 1, 2, 3, 5"
         )
-    sums = ", ".join(f"sum({name}) AS {name}" for name in COUNTS)
-    grouping = (
-        "chart, model, variant, latency_bucket" if seconds else "model, variant, latency_bucket"
-    )
-    return (
-        f"SELECT {chart}model, variant, latency_bucket, {sums}"
-        f" FROM ({' UNION ALL '.join(branches)}) AS r GROUP BY {grouping}"
-    )
+    return " UNION ALL ".join(branches)
 
 
-def _raw_columns() -> str:
-    """One raw row as a rollup row of one interaction."""
-    return ", ".join(
-        [
-            "1",
-            *(
-                f"CASE WHEN i.status = '{status}' THEN 1 ELSE 0 END"
-                for status in ("success", "error", "client_disconnected")
-            ),
-            "coalesce(i.cost_usd, 0)",
-            "CASE WHEN i.cost_usd IS NULL THEN 0 ELSE 1 END",
-            "coalesce(i.prompt_tokens, 0)",
-            "coalesce(i.completion_tokens, 0)",
-        ]
-    )
+def _raw_columns() -> list[str]:
+    """One raw row as a rollup row of one interaction: its `COUNTS`."""
+    return [
+        "1",
+        *(
+            f"CASE WHEN i.status = '{status}' THEN 1 ELSE 0 END"
+            for status in ("success", "error", "client_disconnected")
+        ),
+        "coalesce(i.cost_usd, 0)",
+        "CASE WHEN i.cost_usd IS NULL THEN 0 ELSE 1 END",
+        "coalesce(i.prompt_tokens, 0)",
+        "coalesce(i.completion_tokens, 0)",
+    ]
 
 
 @dataclass
 class Group:
-    """Counts and sums of one (model, variant) or chart bucket, and its latency histogram."""
+    """Counts and sums of one (chart bucket, model, variant) or of several, and its latency
+    histogram (bucket -> interactions). Buckets stay the text the JSON holds them as: an int()
+    of each of a month's ~70k hour-buckets was a third of the time it took to add them up."""
 
     counts: dict[str, float]
-    histogram: dict[int, int]
+    histogram: dict[str, int]
+
+    @classmethod
+    def empty(cls) -> Group:
+        return cls(dict.fromkeys(COUNTS, 0), {})
+
+    def add(self, other: Group) -> None:
+        for name, value in other.counts.items():
+            self.counts[name] += value
+        for bucket, count in other.histogram.items():
+            self.histogram[bucket] = self.histogram.get(bucket, 0) + count
 
 
-def fold(rows: Iterable[Mapping[str, Any]], key: str | tuple[str, ...]) -> dict[Any, Group]:
-    """The query's rows (one per latency bucket) added up per `key`."""
-    groups: dict[Any, Group] = {}
-    names = (key,) if isinstance(key, str) else key
+Key = tuple[int, str, str]  # (chart bucket, model, variant); '' stands for NULL
+
+
+def fold(rows: Iterable[Mapping[str, Any]]) -> dict[Key, Group]:
+    """The query's rows (hours with their histogram, edge rows per latency bucket) added up
+    per (chart bucket, model, variant)."""
+    groups: dict[Key, Group] = {}
     for row in rows:
-        k = tuple(row[name] for name in names)
-        group = groups.setdefault(k if len(k) > 1 else k[0], Group(dict.fromkeys(COUNTS, 0), {}))
+        key = (int(row["chart"]), row["model"], row["variant"])
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Group.empty()
+        counts, histogram = group.counts, group.histogram
         for name in COUNTS:
-            group.counts[name] += row[name] or 0
-        if row["latency_bucket"] != NO_LATENCY:
-            bucket = int(row["latency_bucket"])
-            group.histogram[bucket] = group.histogram.get(bucket, 0) + int(row["interactions"])
+            counts[name] += row[name] or 0
+        stored = row["latency_histogram"]
+        if stored is not None:
+            # SQLite hands JSON over as text; PostgreSQL's jsonb codec has decoded it.
+            stored = json.loads(stored) if isinstance(stored, str) else stored
+            for bucket, count in stored.items():
+                histogram[bucket] = histogram.get(bucket, 0) + count
+        elif row["latency_bucket"] != NO_LATENCY:
+            bucket = str(row["latency_bucket"])
+            histogram[bucket] = histogram.get(bucket, 0) + int(row["interactions"])
     return {k: g for k, g in groups.items() if g.counts["interactions"]}
 
 
-def histogram_percentiles(histogram: Mapping[int, int]) -> dict[str, float | None]:
+def regroup(groups: Mapping[Key, Group], by: Callable[[Key], Any]) -> dict[Any, Group]:
+    """`fold`'s groups added up per `by(key)`: per (model, variant), or per chart bucket."""
+    found: dict[Any, Group] = {}
+    for key, group in groups.items():
+        total = found.get(by(key))
+        if total is None:
+            total = found[by(key)] = Group.empty()
+        total.add(group)
+    return found
+
+
+def histogram_percentiles(histogram: Mapping[str, int]) -> dict[str, float | None]:
     """Nearest-rank percentiles of a latency histogram: each bucket's geometric middle."""
     total = sum(histogram.values())
     found: dict[str, float | None] = {}
@@ -165,20 +197,12 @@ def histogram_percentiles(histogram: Mapping[int, int]) -> dict[str, float | Non
         found[name] = None
         if total:
             rank, seen = percentile_rank(total, percent), 0
-            for bucket in sorted(histogram):
+            for bucket in sorted(histogram, key=int):
                 seen += histogram[bucket]
                 if seen >= rank:
-                    found[name] = round(LATENCY_RATIO ** (bucket + 0.5), 1)
+                    found[name] = round(LATENCY_RATIO ** (int(bucket) + 0.5), 1)
                     break
     return found
-
-
-def merged(histograms: Iterable[Mapping[int, int]]) -> dict[int, int]:
-    total: dict[int, int] = {}
-    for histogram in histograms:
-        for bucket, count in histogram.items():
-            total[bucket] = total.get(bucket, 0) + count
-    return total
 
 
 def usage_row(model: str, variant: str, group: Group) -> dict[str, Any]:

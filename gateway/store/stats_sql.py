@@ -1,9 +1,9 @@
 """The stats the overview, `/admin/stats` and the A/B readouts ask, for every engine.
 
 Usage, latency percentiles, charts over time and feedback come from the hourly rollups that
-migration 0010's triggers keep (rollups.py says how a window is read); the A/B readout's
-figures are aggregated per variant in SQL (sums and sums of squares for Welch's test, latest
-feedback from `feedback_latest`), so no readout pulls a window's rows into Python.
+the triggers of migrations 0010-0011 keep (rollups.py says how a window is read); the A/B
+readout's figures are aggregated per variant in SQL (sums and sums of squares for Welch's test,
+latest feedback from `feedback_latest`), so no readout pulls a window's rows into Python.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from gateway.store.queries import (
 from gateway.store.rollups import (
     EXACT_PERCENTILES_MAX,
     HOUR,
+    Group,
+    Key,
     fold,
     histogram_percentiles,
-    merged,
+    regroup,
     split,
     usage_row,
 )
@@ -47,10 +49,10 @@ class StatsQueries(EngineAccess):
         source = f"interactions i WHERE latency_ms IS NOT NULL AND {where}"
         return await self._percentiles("latency_ms", source, groups, params)
 
-    async def _rolled_up(self, window: TimeWindow, seconds: int | None) -> list[dict[str, Any]]:
+    async def _rolled_up(self, window: TimeWindow, seconds: int | None) -> dict[Key, Group]:
         p = self.dialect.params()
         parts = split(window, datetime.now(UTC), seconds or HOUR)
-        return await self._fetch(rollup_sql(self.dialect, p, parts, seconds), p.values)
+        return fold(await self._fetch(rollup_sql(self.dialect, p, parts, seconds), p.values))
 
     async def _exact_latencies(
         self, window: TimeWindow, interactions: float, groups: Mapping[str, str]
@@ -72,17 +74,16 @@ class StatsQueries(EngineAccess):
         return await self._over_time(window, seconds, await self._rolled_up(window, seconds))
 
     async def overview(self, window: TimeWindow, seconds: int) -> dict[str, Any]:
-        # One pass over the rollups for all three: each was a sort of a month's ~70k
-        # rollup rows (0.2-0.4 s on SQLite at 1M rows).
-        rows = await self._rolled_up(window, seconds)
+        # One read of the rollups for all three.
+        hours = await self._rolled_up(window, seconds)
         return {
-            "usage": await self._usage(window, rows),
-            "latency": await self._latency(window, rows),
-            "over_time": await self._over_time(window, seconds, rows),
+            "usage": await self._usage(window, hours),
+            "latency": await self._latency(window, hours),
+            "over_time": await self._over_time(window, seconds, hours),
         }
 
-    async def _usage(self, window: TimeWindow, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        groups = fold(rows, ("model", "variant"))
+    async def _usage(self, window: TimeWindow, hours: dict[Key, Group]) -> list[dict[str, Any]]:
+        groups = regroup(hours, lambda key: key[1:])
         keys = sorted(groups)
         totals = [usage_row(model, variant, groups[(model, variant)]) for model, variant in keys]
         by_variant = {
@@ -98,20 +99,19 @@ class StatsQueries(EngineAccess):
         return usage_groups(totals, latencies)
 
     async def _latency(
-        self, window: TimeWindow, rows: list[dict[str, Any]]
+        self, window: TimeWindow, hours: dict[Key, Group]
     ) -> dict[str, float | None]:
-        groups = fold(rows, ("model", "variant"))
-        count = sum(g.counts["interactions"] for g in groups.values())
-        exact = await self._exact_latencies(window, count, {})
+        total = regroup(hours, lambda key: "all").get("all", Group.empty())
+        exact = await self._exact_latencies(window, total.counts["interactions"], {})
         if exact is not None:
             return {name: exact[0][name] if exact else None for name in PERCENTILES}
-        return histogram_percentiles(merged(g.histogram for g in groups.values()))
+        return histogram_percentiles(total.histogram)
 
     async def _over_time(
-        self, window: TimeWindow, seconds: int, rows: list[dict[str, Any]]
+        self, window: TimeWindow, seconds: int, hours: dict[Key, Group]
     ) -> list[dict[str, Any]]:
         d, p = self.dialect, self.dialect.params()
-        groups = fold(rows, "chart")
+        groups = regroup(hours, lambda key: key[0])
         bucket = d.time_bucket("i.created_at", seconds)
         judged = (
             f"SELECT {bucket} AS bucket, count(*) AS n FROM feedback_latest i"

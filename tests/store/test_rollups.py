@@ -17,7 +17,8 @@ from gateway.experiments import arms_of_figures, readout, readout_of_arms
 from gateway.ids import uuid7
 from gateway.records.feedback import Feedback
 from gateway.records.interaction import CLIENT_DISCONNECTED, ERROR, SUCCESS, Interaction
-from gateway.store import Store
+from gateway.store import Store, open_store
+from gateway.store.base import load_migrations
 from gateway.store.queries import TimeWindow, percentile_rank
 from gateway.store.rollups import LATENCY_RATIO
 
@@ -211,6 +212,44 @@ async def test_histogram_percentiles_stay_within_the_stated_error(
     rows = _interactions(500, seed=3)
     await store.insert_interactions(rows)
     monkeypatch.setattr("gateway.store.stats_sql.EXACT_PERCENTILES_MAX", 0)  # always the histogram
+    await _check_percentiles(store, rows)
+    # A delete takes its latency out of the hour's histogram: without the slowest third the
+    # percentiles move far more than the stated error.
+    slowest = sorted((r for r in rows if r.latency_ms), key=lambda r: r.latency_ms or 0)[-120:]
+    await _delete(store, "interactions", "id", sorted(r.id for r in slowest))
+    await _check_percentiles(store, [r for r in rows if r not in slowest])
+
+
+async def test_rollups_kept_under_migration_0010_read_the_same_after_0011(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0011 folds 0010's row per latency bucket into each hour's histogram: a store that
+    recorded under 0010 and then upgraded reads the same counts and percentiles."""
+    rows = _interactions(400, seed=6)
+    events = _feedback(rows, seed=7)
+    engine = "sqlite" if database_url.startswith("sqlite") else "postgres"
+    module = f"gateway.store.{engine}"
+    everything = load_migrations
+
+    def up_to_0010(name: str) -> list[Any]:
+        return [m for m in everything(name) if m.version <= 10]
+
+    async with open_store(database_url) as store:
+        monkeypatch.setattr(f"{module}.load_migrations", up_to_0010)
+        await store.migrate()
+        await store.insert_interactions(rows[:250])
+        await store.insert_feedback(events)
+        await _delete(store, "interactions", "id", sorted(r.id for r in rows[:250:9]))
+        monkeypatch.setattr(f"{module}.load_migrations", everything)
+        assert [name[:4] for name in await store.migrate()] == ["0011"]
+        await store.insert_interactions(rows[250:])
+        kept = [r for r in rows if r not in rows[:250:9]]
+        await _check(store, kept, events)
+        monkeypatch.setattr("gateway.store.stats_sql.EXACT_PERCENTILES_MAX", 0)
+        await _check_percentiles(store, kept)
+
+
+async def _check_percentiles(store: Store, rows: list[Interaction]) -> None:
     bound = math.sqrt(LATENCY_RATIO) - 1
     for window in _windows():
         values = sorted(r.latency_ms for r in rows if _inside(r, window) and r.latency_ms)
