@@ -937,6 +937,8 @@ def test_assembler_odd_input_never_raises() -> None:
         b'"item": {"type": "message"}}\n\n'
         b'data: {"type": "response.output_text.delta", "output_index": 0, '
         b'"content_index": "x", "delta": "ok"}\n\n'
+        b'data: {"type": "response.output_text.delta", "output_index": [0], "delta": "x"}\n\n'
+        b'data: {"type": "response.output_text.delta", "output_index": true, "delta": "x"}\n\n'
         b'data: {"type": "response.output_item.done", "output_index": 99999, "item": {}}\n\n'
         b'data: {"type": "response.completed", "response": "x"}\n\n'
         b'data: {"type": "response.created", "response": {"id": 5}}\n\n'

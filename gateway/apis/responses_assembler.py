@@ -97,15 +97,20 @@ class Assembler:
         self._items: dict[int, _Partial] = {}
         self._kept = 0
         self._events = SseSplitter()
+        # The answer read as a chat.completion, made once when capture first asks (capture
+        # asks four questions of it; each conversion was ~10 us); forgotten on new input.
+        self._as_chat: dict[str, Any] | None = None
 
     # -- streams -----------------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> bytes:
+        self._as_chat = None
         events = self._events.feed(data)
         for event in events:
             self._on_event(event, now)
         return b"".join(events)
 
     def flush(self, now: float) -> bytes:
+        self._as_chat = None
         rest = self._events.rest()
         if not rest.strip():
             return b""
@@ -126,10 +131,14 @@ class Assembler:
         if not isinstance(payload, dict):
             return
         kind = _text(payload.get("type")) or (name or b"").decode(errors="replace")
-        if kind.endswith(".delta") and self.first_token_at is None:
-            self.first_token_at = now
-        if kind in _DELTAS:
-            self._delta(payload, *_DELTAS[kind])
+        delta = _DELTAS.get(kind)
+        if delta is not None:  # nearly every event of a stream: first, and in few steps
+            if self.first_token_at is None:
+                self.first_token_at = now
+            self._delta(payload, *delta)
+        elif kind.endswith(".delta"):
+            if self.first_token_at is None:
+                self.first_token_at = now
         elif kind in _HEAD_EVENTS or kind in _FINAL_EVENTS:
             self._on_response(kind, payload.get("response"))
         elif kind == "response.output_item.added":
@@ -191,9 +200,11 @@ class Assembler:
             self._kept += released
 
     def _delta(self, payload: dict[str, Any], key: str, numbered_by: str | None) -> None:
-        partial = self._partial(payload)
-        delta = _text(payload.get("delta"))
-        if partial is None or partial.done is not None or not delta:
+        index = payload.get("output_index")
+        # Only valid indexes are keys of `_items`; `type` keeps an unhashable one out.
+        partial = self._items.get(index) if type(index) is int else None
+        delta = payload.get("delta")
+        if partial is None or partial.done is not None or type(delta) is not str or not delta:
             return
         slot = (key, max(_number(payload.get(numbered_by)), 0) if numbered_by else 0)
         if self._charge(len(delta)):
@@ -209,6 +220,7 @@ class Assembler:
 
     # -- whole bodies ------------------------------------------------------------------------
     def load(self, body: dict[str, Any]) -> None:
+        self._as_chat = None
         self.whole = body
         if isinstance(body, dict):
             if self.response_id is None and _text(body.get("id")):
@@ -234,7 +246,9 @@ class Assembler:
         return {**head, "status": _text(head.get("status")) or "in_progress", "output": items}
 
     def _chat(self) -> dict[str, Any]:
-        return to_chat_response(self.response())
+        if self._as_chat is None:
+            self._as_chat = to_chat_response(self.response())
+        return self._as_chat
 
     def _message(self) -> dict[str, Any]:
         choices = _list(self._chat().get("choices"))
