@@ -3,10 +3,10 @@
 Layout: `base.py` the contract, one protocol per role (the recorder's sink, feedback, review,
 stats, exports, jobs, migrations) and `Store`, their union; `queries.py` what the review API
 and exporters ask; `sql.py` every query, written once; `stats_sql.py` the stats, read from the
-hourly rollups that triggers keep (migrations 0010-0011, `rollups.py`); `dialect.py` what the
-engines spell differently; `sqlite.py` and `postgres.py` connections, value conversion, error
-boundary and what only they do (the recorder's batch insert, migrations, the job lock);
-`migrator.py` migrations at start.
+hourly rollups (migrations 0010-0011, `rollups.py`); `dialect.py` what the engines spell
+differently; `sqlite.py` and `postgres.py` connections, value conversion, error boundary and
+what only they do (the recorder's batch insert, migrations, the job lock), with
+`sqlite_rollups.py` what a SQLite batch adds to the rollups; `migrator.py` migrations at start.
 """
 
 from __future__ import annotations

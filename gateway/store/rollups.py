@@ -5,9 +5,11 @@ numbers without a pass over every row of the window.
 of latencies (latency bucket -> interactions);
 `feedback_latest` one row per judged interaction with its latest values. Triggers on insert and
 delete of interactions and feedback keep both exact, whatever order rows commit in (a spool
-replay) and whatever a forget or retention deletes. A window is read as its whole hours from
-the rollups plus the rows of the partial hours at its edges from `interactions`, so a window
-that starts at 14:37:12 is exact to the microsecond; counts and sums equal the raw rows'.
+replay) and whatever a forget or retention deletes; on SQLite the store adds each inserted
+batch of interactions up itself instead (sqlite_rollups.py). A window is read as its whole
+hours from the rollups plus the rows of the partial hours at its edges from `interactions`, so
+a window that starts at 14:37:12 is exact to the microsecond; counts and sums equal the raw
+rows'.
 
 Latency percentiles: up to `EXACT_PERCENTILES_MAX` rows in the window they are read from the
 rows, exactly (nearest rank); above, from the histograms. A bucket k

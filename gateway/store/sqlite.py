@@ -33,6 +33,7 @@ from gateway.store.privacy_sql import PrivacyQueries
 from gateway.store.queries import PERCENTILES, interpolated_percentile, percentile_rank
 from gateway.store.search import SQLITE_BACKLOG, sqlite_index_batch
 from gateway.store.sql import PLAIN, Decode, SQLQueries
+from gateway.store.sqlite_rollups import AFTER_BATCH, BATCH_START, histogram_add
 from gateway.store.stats_sql import READOUT_PERCENTILES, StatsQueries
 from gateway.store.tuning_sql import TuningQueries
 
@@ -98,6 +99,7 @@ class SQLiteStore(SQLQueries, StatsQueries, PrivacyQueries, TuningQueries):
             # drop the last transactions, which FULL would guard at a large write cost.
             conn.execute("PRAGMA synchronous=NORMAL")
             _ensure_math_functions(conn)
+            conn.create_function("flywheel_histogram_add", 2, histogram_add, deterministic=True)
         except BaseException:
             conn.close()  # locked meanwhile: the next call tries again
             raise
@@ -262,12 +264,28 @@ class SQLiteStore(SQLQueries, StatsQueries, PrivacyQueries, TuningQueries):
         except TypeError as exc:  # orjson: a lone surrogate, a 65-bit number, too deep
             raise RowsRejected(f"sqlite {self.path}: {exc}") from exc
         try:
-            self._in_transaction(_INSERT, params)
+            self._insert_batch(params)
         except _REFUSED_VALUES as exc:
             raise RowsRejected(f"sqlite {self.path}: {exc}") from exc
         except sqlite3.ProgrammingError as exc:
             if str(exc).startswith("Error binding parameter"):  # a type sqlite3 cannot bind
                 raise RowsRejected(f"sqlite {self.path}: {exc}") from exc
+            raise
+
+    def _insert_batch(self, params: list[tuple[Any, ...]]) -> None:
+        """The rows, and what they add to the rollups (sqlite_rollups.py), in one transaction.
+        IMMEDIATE takes the write lock first, so no other process's rows can land between
+        reading where this batch starts and adding it up."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            [(start,)] = conn.execute(BATCH_START).fetchall()
+            conn.executemany(_INSERT, params)
+            for statement in AFTER_BATCH:
+                conn.execute(statement, (start,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
             raise
 
     @contextlib.asynccontextmanager
