@@ -15,6 +15,12 @@ are the exporting process's and its workers', for a machine shared with other wo
 s` is the exporting process's alone (reading the store, dedup, the split, writing): with more
 jobs it is the part that does not shrink. `--baseline` times the path before issue 21: no span
 cache, no pre-checks, every record's tokens counted.
+
+Peak memory is each process's own high-water mark (VmHWM), not `ru_maxrss`: Linux carries the
+peak of the process that forked into the `ru_maxrss` of what it executes, so the export child
+reported the seeding's peak as its own, and that grows with the rows seeded (156 MiB at 40,000
+distinct prompts, where the export itself peaks at ~100 MiB: issue 21). A worker's is read
+from /proc while it runs, every `SAMPLE_S`.
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -34,6 +42,9 @@ from pathlib import Path
 from typing import Any
 
 LINES_PER_KB = 22
+# How often the export child reads its workers' peaks; only growth in a worker's last such
+# interval before it exits can be missed.
+SAMPLE_S = 0.2
 
 
 def texts(count: int, lines: int, seed: int) -> list[str]:
@@ -133,17 +144,58 @@ def export_child(url: str, out: str, fmt: str, jobs: int, baseline: bool) -> Non
             await store.close()
 
     started = time.perf_counter()
-    manifest = asyncio.run(run())
+    with WorkerPeaks() as workers_peak:
+        manifest = asyncio.run(run())
     seconds = time.perf_counter() - started
     own = resource.getrusage(resource.RUSAGE_SELF)
     workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # joined at the end of the export
     cpu = own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
-    peak_mib = max(own.ru_maxrss, workers.ru_maxrss) / 1024
     counts = manifest["counts"]
     parent = own.ru_utime + own.ru_stime
     print(json.dumps({"read": counts["interactions_read"], "written": counts["records_written"],
                       "seconds": seconds, "cpu": cpu, "parent_cpu": parent,
-                      "peak_rss_mib": peak_mib}))  # fmt: skip
+                      "parent_peak_mib": peak_mib(os.getpid()),
+                      "worker_peak_mib": workers_peak.mib}))  # fmt: skip
+
+
+def peak_mib(pid: int) -> float | None:
+    """The peak resident memory of process `pid` itself (VmHWM), in MiB; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class WorkerPeaks:
+    """The highest peak of any process below this one, read every `SAMPLE_S` while the block
+    runs (the export's workers exit before it ends, taking their VmHWM with them)."""
+
+    def __init__(self) -> None:
+        self.mib: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> WorkerPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        from bench.procs import descendants
+
+        me = os.getpid()
+        while not self._stop.wait(SAMPLE_S):
+            for pid in descendants(me):
+                peak = peak_mib(pid) if pid != me else None
+                if peak is not None and (self.mib is None or peak > self.mib):
+                    self.mib = peak
 
 
 def main() -> None:
@@ -161,7 +213,7 @@ def main() -> None:
         return
     print(f"{'rows':>8} {'jobs':>4} {'written':>8} {'seconds':>8} {'examples/s':>11}"
           f" {'CPU s':>7} {'parent CPU s':>12} {'examples/CPU s':>15}"
-          f" {'peak RSS MiB':>13}")  # fmt: skip
+          f" {'parent peak MiB':>15} {'worker peak MiB':>15}")  # fmt: skip
     for rows in args.rows:
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite:///{folder}/flywheel.db"
@@ -176,7 +228,12 @@ def main() -> None:
                 per_cpu = result["read"] / result["cpu"]
                 print(f"{rows:>8} {jobs:>4} {result['written']:>8} {result['seconds']:>8.1f}"
                       f" {rate:>11.0f} {result['cpu']:>7.1f} {result['parent_cpu']:>12.1f}"
-                      f" {per_cpu:>15.0f} {result['peak_rss_mib']:>13.1f}")  # fmt: skip
+                      f" {per_cpu:>15.0f} {result['parent_peak_mib']:>15.1f}"
+                      f" {_mib(result['worker_peak_mib']):>15}")  # fmt: skip
+
+
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
+import sys
 
 import pytest
 
@@ -18,6 +19,7 @@ from gateway.anonymize.engine import (
     SPAN_ENTRY_BYTES,
     ResultCache,
     SpanCache,
+    _result_cost,
 )
 from gateway.anonymize.names import later_mentions
 from gateway.anonymize.patterns import BUILTIN_RULES, DIGIT
@@ -149,7 +151,8 @@ def test_the_cache_keeps_at_most_its_bytes_however_many_texts_it_may_hold() -> N
     """Distinct texts full of personal data would fill a count-bound cache with their spans:
     the byte bound drops the least recently used first, and counts a replaced entry once."""
     span = (0, 1, "email", "x")
-    cache = SpanCache(1_000, budget=SPAN_ENTRY_BYTES * 3 + SPAN_BYTES * 6)
+    per_span = SPAN_BYTES + len("x")
+    cache = SpanCache(1_000, budget=SPAN_ENTRY_BYTES * 3 + per_span * 6)
     keys = [cache.key(f"text {n}") for n in range(4)]
     for key in keys[:3]:
         cache.put(key, (span, span))
@@ -160,6 +163,18 @@ def test_the_cache_keeps_at_most_its_bytes_however_many_texts_it_may_hold() -> N
     assert cache.get(keys[1]) is None  # the least recently used went
     assert cache.bytes <= cache.budget
     assert all(cache.get(key) is not None for key in (keys[0], keys[2], keys[3]))
+
+
+def test_long_span_values_count_at_their_size() -> None:
+    """A span's value has no bound of its own (a bearer token, a key): charged a fixed amount,
+    a hundred 100 KB tokens took 10 MB of a 1 MB cache."""
+    cache = SpanCache(1_000, budget=1_000_000)
+    for n in range(100):
+        token = f"{n:03d}" + "t" * 100_000
+        cache.put(cache.key(f"Bearer {token}"), ((7, 7 + len(token), "secret", token),))
+    held = sum(sys.getsizeof(span[3]) for spans in cache._spans.values() for span in spans)
+    assert held <= cache.budget
+    assert cache.bytes <= cache.budget
 
 
 def test_every_builtin_rule_match_holds_what_its_pre_check_asks_for(texts: list[str]) -> None:
@@ -215,7 +230,7 @@ def test_a_redaction_is_reused_only_with_the_same_pseudonym_table() -> None:
 
 
 def test_the_result_cache_keeps_at_most_its_size_in_bytes() -> None:
-    entry = ENTRY_BYTES + 9
+    entry = ENTRY_BYTES + sys.getsizeof("x" * 9)
     cache = ResultCache(entry * 100)
     for n in range(100):
         cache.put(bytes([n]), ("x" * 9, (), ()))
@@ -226,3 +241,28 @@ def test_the_result_cache_keeps_at_most_its_size_in_bytes() -> None:
     assert cache.get(bytes([199])) == ("y" * 9, (), ())
     cache.put(b"long", ("z" * 10, (), ()))  # over a hundredth of the size: not kept
     assert cache.get(b"long") is None
+
+
+def test_the_result_cache_counts_the_pseudonyms_a_text_added() -> None:
+    """A list of patients adds a pseudonym per name and part: counted by the redacted text's
+    length alone, such results took ten times the cache's size."""
+    anonymizer = Anonymizer(cache_size=100)
+    lexicon = anonymizer.lexicon
+    given = sorted(n for n in lexicon.given if n.isalpha() and n not in lexicon.common_words)
+    family = sorted(
+        n for n in lexicon.family if n.isalpha() and n not in lexicon.family_common_words
+    )
+    patients = "\n".join(f"Pasient: {given[n]} {family[n]}, rom {n}." for n in range(100))
+    people: dict[str, int] = {}
+    result = anonymizer.redact(patients, people)
+    added = tuple(people.items())
+    assert len(added) >= 200  # the names and their parts
+    kept = (result.text, tuple(result.counts.items()), added)
+    cache = ResultCache(_result_cost(kept) * 100)
+    for n in range(200):
+        cache.put(bytes([n]), kept)
+    held = sum(
+        sys.getsizeof(text) + sum(sys.getsizeof(pair) + sys.getsizeof(pair[0]) for pair in pairs)
+        for (text, _, pairs), _ in cache._results.values()
+    )
+    assert len(cache._results) == 100 and held <= cache.size

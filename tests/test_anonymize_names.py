@@ -4,7 +4,9 @@ a product or a model; and in structure (a message's `name`, tool-call arguments,
 
 from __future__ import annotations
 
+import gc
 import json
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +182,20 @@ def test_json_without_personal_data_keeps_its_bytes(anonymizer: Anonymizer) -> N
         redact_json(anonymizer, json.dumps({"arguments": text}))
         == orjson.dumps({"arguments": text}).decode()
     )
+
+
+def test_long_keys_in_tool_results_are_not_kept(anonymizer: Anonymizer) -> None:
+    """The keys of JSON in a tool result are the caller's data, of any length and all
+    distinct; the key cache once kept 4,096 of them twice over, however long (4 MB here)."""
+    result = json.dumps({f"{n:02d} " + "k" * 50_000: "ok" for n in range(40)})
+    tracemalloc.start()
+    try:
+        redact_json(anonymizer, json.dumps({"role": "tool", "content": result}))
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 1_000_000
 
 
 def _chat_record() -> dict[str, Any]:

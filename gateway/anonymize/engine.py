@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -293,55 +294,83 @@ class SpanCache:
 
 def _cost(spans: tuple[Span, ...]) -> int:
     """Bytes an entry takes, about: the digest and its place, then per span its tuple, its
-    offsets and its two strings (measured with tracemalloc on the labelled corpus)."""
-    return SPAN_ENTRY_BYTES + SPAN_BYTES * len(spans)
+    offsets and its value (measured with tracemalloc on the labelled corpus), and a byte per
+    character of the value. A value has no bound of its own (a bearer token, a key): charged a
+    fixed amount, a few long ones outgrew the budget many times over. By length, not by
+    `sys.getsizeof`, which grows once a string's UTF-8 is asked for: an entry must cost the
+    same when it leaves as when it came."""
+    return SPAN_ENTRY_BYTES + sum(SPAN_BYTES + len(span[3]) for span in spans)
 
 
-# SpanCache's bound in bytes, and what it counts per entry and per span.
+# SpanCache's bound in bytes, and what it counts per entry and per span besides the characters
+# of its value (the tuple, two offsets and a string's header measure ~200 bytes; the long
+# values, tokens, keys and addresses, are ASCII, a byte a character).
 SPAN_CACHE_BYTES = 24_000_000
 SPAN_ENTRY_BYTES = 200
 SPAN_BYTES = 300
-# Clean short texts kept as themselves (see `Anonymizer._clean`): at most this many, this long.
+# Clean short texts kept as themselves (see `Anonymizer._clean`): at most this many, this long,
+# so at most ~3 MB even if every one took four bytes a character.
 CLEAN_TEXTS = 10_000
 CLEAN_CHARS = 64
-# What `ResultCache` may hold with a span cache, in bytes as it counts them: ~15 MB of memory
-# (Python strings and tuples take about three times what it counts), room for 3,000 prompts of
-# 1 KB that carry personal data.
-RESULT_BYTES = 4_000_000
+# What `ResultCache` may hold with a span cache, in bytes as `_result_cost` counts them (what
+# tracemalloc measures, within a few percent): room for 3,000 prompts of 1 KB that carry
+# personal data, ~5 KB each with their UTF-8 and their score of pseudonyms. (Counted by length
+# until 2026-12-01, 4 MB as counted took these ~15 MB.)
+RESULT_BYTES = 15_000_000
 # Shorter texts are redacted from their spans each time: remembering one costs about as much.
 REMEMBERED_FROM_CHARS = 256
-# What an entry costs besides its text: the key, the tuples, the dict's slot.
+# What an entry costs besides its texts: the key, the tuples, the dict's slot.
 ENTRY_BYTES = 256
+# What one pseudonym added by a text costs besides its name: its pair and the pair's slot.
+ADDED_BYTES = 80
 # A redacted text, its counts, and what it added to the pseudonym table, in order.
 Result = tuple[str, tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]
 
 
 class ResultCache:
     """Redactions of texts that hold personal data, keyed by a digest of the text and the
-    pseudonym table they met, least recently used first out, at most `size` bytes in all
-    (a text's length plus `ENTRY_BYTES`: it keeps the text, unlike SpanCache). `size` 0 keeps
-    nothing."""
+    pseudonym table they met, least recently used first out, at most `size` bytes in all as
+    `_result_cost` counts them (it keeps the redacted text, unlike SpanCache, and the names the
+    text added to the table). `size` 0 keeps nothing."""
 
     def __init__(self, size: int):
         self.size = size
         self.bytes = 0
-        self._results: OrderedDict[bytes, Result] = OrderedDict()
+        # Each result with what it was charged: what it would be charged later can differ (see
+        # `_result_cost`), and the bound holds only if an entry gives back what it took.
+        self._results: OrderedDict[bytes, tuple[Result, int]] = OrderedDict()
 
     def get(self, key: bytes) -> Result | None:
         found = self._results.get(key)
-        if found is not None:
-            self._results.move_to_end(key)
-        return found
+        if found is None:
+            return None
+        self._results.move_to_end(key)
+        return found[0]
 
     def put(self, key: bytes, result: Result) -> None:
-        cost = len(result[0]) + ENTRY_BYTES
+        cost = _result_cost(result)
         if cost > self.size // 100:
             return  # a text this long would push out a hundred others
-        self._results[key] = result
+        replaced = self._results.get(key)
+        if replaced is not None:
+            self.bytes -= replaced[1]
+        self._results[key] = (result, cost)
         self.bytes += cost
         while self.bytes > self.size:
-            _, dropped = self._results.popitem(last=False)
-            self.bytes -= len(dropped[0]) + ENTRY_BYTES
+            _, (_, charged) = self._results.popitem(last=False)
+            self.bytes -= charged
+
+
+def _result_cost(result: Result) -> int:
+    """Bytes a result takes, about, as Python holds them rather than by length: a text with a
+    character outside Latin-1 takes two or four bytes a character; a text outside ASCII keeps
+    its UTF-8 as well once orjson has written it, and every redacted text goes into a record;
+    a list of patients adds a pseudonym for each name and each of its parts. Counted by the
+    text's length alone, such results took two to ten times what was counted."""
+    text, _, added = result
+    utf8 = 0 if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    names = sum(ADDED_BYTES + sys.getsizeof(name) for name, _ in added)
+    return sys.getsizeof(text) + utf8 + ENTRY_BYTES + names
 
 
 def _part(

@@ -34,11 +34,26 @@ _NAME_SHAPED = re.compile(r"[A-ZÀ-ÖØ-Þ][\w'\u2019-]+(?: [A-ZÀ-ÖØ-Þ][\w'\
 Redact = Callable[[str], str]
 
 
-@functools.lru_cache(maxsize=4096)
+# Keys up to this long are normalised once (`_normalised`), longer ones every time.
+CACHED_KEY_CHARS = 64
+
+
 def normalise_key(key: str) -> str:
-    # Cached: every string in every body is looked up by its key, and a store holds few keys
-    # ("role", "content", "name" ...); a regex per lookup cost ~5% of an export.
+    if len(key) > CACHED_KEY_CHARS:
+        return _normalise(key)
+    return _normalised(key)
+
+
+def _normalise(key: str) -> str:
     return re.sub(r"[\s-]+", "_", key.strip()).lower()
+
+
+# Cached: every string in every body is looked up by its key, and a store holds few keys
+# ("role", "content", "name" ...); a regex per lookup cost ~5% of an export. Only short keys:
+# the keys of JSON in tool arguments and results are the caller's data, of any length, and a
+# cache bounded in entries alone kept 4,096 of them twice (key and result), however long. Short
+# ones take at most ~3 MB: 8,192 strings of 64 characters at up to four bytes a character.
+_normalised = functools.lru_cache(maxsize=4096)(_normalise)
 
 
 def is_person_field(key: str, value: str, record: dict[str, Any], lexicon: Lexicon) -> bool:
