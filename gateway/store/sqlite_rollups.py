@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 
+from gateway.store.rollups import COUNTS
+
 # Where this batch's rows will start, read under the write lock (BEGIN IMMEDIATE).
 BATCH_START = "SELECT coalesce(max(rowid), 0) FROM interactions"
 
@@ -21,19 +23,8 @@ _BUCKET = (
     "CASE WHEN latency_ms IS NULL THEN -1000"
     " ELSE CAST(floor(ln(min(max(latency_ms, 0.001), 1e9)) / ln(1.1)) AS INTEGER) END"
 )
-_SUMMED = (
-    "interactions",
-    "success",
-    "error",
-    "client_disconnected",
-    "cost_usd",
-    "cost_known",
-    "prompt_tokens",
-    "completion_tokens",
-    "latency_ms",
-    "ttft_known",
-    "ttft_ms",
-)
+# The rollup's summed columns, in the table's order.
+_SUMMED = (*COUNTS, "latency_ms", "ttft_known", "ttft_ms")
 
 # The batch per (hour, model, variant, latency bucket), then per hour with its histogram.
 _ADD_BATCH = f"""
