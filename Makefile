@@ -9,7 +9,7 @@ BIN := .venv/bin
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test test-clients lint lock bench screenshots install install-dev
+.PHONY: run test test-clients lint lock bench profile screenshots install install-dev
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -66,3 +66,9 @@ screenshots: install-dev
 ## The issue's performance targets (latency, throughput, streaming, recorder, memory), ~10 min.
 bench: install-dev
 	$(BIN)/python -m bench
+
+## Where each microsecond of a request goes: py-spy samples one Flywheel under the bench's load.
+## Options after PROFILE=, e.g. `make profile PROFILE="--api responses --stream --engine postgres"`.
+profile: $(UV)
+	$(UV) sync --frozen --group profile
+	$(BIN)/python -m bench.profile $(PROFILE)
