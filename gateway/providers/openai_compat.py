@@ -102,6 +102,15 @@ class OpenAICompatProvider:
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         try:
+            size = response.content_length
+            if (
+                size is not None
+                and size <= self._limits.max_response_bytes
+                and "Content-Encoding" not in response.headers
+            ):
+                # Its length is known and within the limit, and no decompression can grow it:
+                # one read, without the async chunk loop that counts it (issue 20).
+                return await response.read()
             return await self._limits.read_body(response.content.iter_any())
         except TimeoutError as exc:
             raise UpstreamTimeout(self.name, "response body timed out") from exc
