@@ -68,7 +68,7 @@ bench: install-dev
 	$(BIN)/python -m bench
 
 ## Where each microsecond of a request goes: py-spy samples one Flywheel under the bench's load.
-## Options after PROFILE=, e.g. `make profile PROFILE="--api responses --stream --engine postgres"`.
+## Options after PROFILE=, e.g. `make profile PROFILE="--api responses --stream --target postgres"`.
 profile: $(UV)
 	$(UV) sync --frozen --group profile
 	$(BIN)/python -m bench.profile $(PROFILE)

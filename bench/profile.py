@@ -2,10 +2,11 @@
 
     make profile
     .venv/bin/python -m bench.profile [--api chat|responses|messages] [--stream]
-        [--engine sqlite|postgres] [--concurrency 32] [--seconds 18] [--raw FILE]
+        [--target sqlite|postgres|forwarder] [--concurrency 32] [--seconds 18] [--raw FILE]
 
 Starts the fake upstream and one Flywheel as `make bench` does (bench/targets.py, PostgreSQL
-from pgserver), pinned the same way (this driver on CPU 0, the servers on CPU 1), warms it up,
+from pgserver), or the bare forwarder, the floor (`--target forwarder`, chat only), pinned the
+same way (this driver on CPU 0, the servers on CPU 1), warms it up,
 then drives it with the benchmark's closed loop while py-spy samples every busy thread of the
 worker at `RATE_HZ`. Printed, in microseconds per request answered:
 
@@ -42,9 +43,11 @@ from bench.procs import BenchError, cpu_seconds
 from bench.scenarios import start_pinned
 from bench.targets import CHAT_PATH, FleetOptions, remove_workdir
 
+ENGINES = ("sqlite", "postgres")
+FORWARDER = "forwarder"
 RATE_HZ = 200
 WARMUP_S = 3.0
-OWN_CODE = ("gateway/", "exporters/")
+OWN_CODE = ("gateway/", "exporters/", "bench/forwarder.py")
 # Innermost frames of a thread waiting, not working: py-spy's idle detection misses a thread
 # blocked in C on its queue (the store's and the recorder's threads between jobs).
 WAITING = frozenset({"_worker (concurrent/futures/thread.py)"})
@@ -58,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--api", choices=[api.name for api in APIS], default="chat")
     add("--stream", action="store_true", help="streamed answers (default: whole ones)")
-    add("--engine", choices=("sqlite", "postgres"), default="sqlite")
+    add("--target", choices=(*ENGINES, FORWARDER), default="sqlite", help="a Flywheel's store")
     add("--concurrency", type=int, default=32)
     add("--seconds", type=int, default=18, help="sampled seconds under load")
     add("--top", type=int, default=40, help="rows per table")
@@ -66,7 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--no-pin", action="store_true")
     add("--client-cpu", type=int, default=0)
     add("--server-cpu", type=int, default=1)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.target == FORWARDER and args.api != "chat":
+        parser.error("the forwarder relays chat completions only")
+    return args
 
 
 def py_spy() -> str:
@@ -84,16 +90,17 @@ async def profile(args: argparse.Namespace, workdir: Path) -> tuple[Path, int, f
         latency_ms=0.0,
         chunks=20,
         chunk_spacing_ms=1.0,
-        forwarder=False,
-        postgres=args.engine == "postgres",
+        forwarder=args.target == FORWARDER,
+        postgres=args.target == "postgres",
         server_cpus=pinning.servers,
     )
     api = next(api for api in APIS if api.name == args.api)
     with contextlib.ExitStack() as stack:
         fleet = await start_pinned(stack, workdir, options, pinning)
-        target = fleet.get(f"flywheel-{args.engine}")
+        name = FORWARDER if args.target == FORWARDER else f"flywheel-{args.target}"
+        target = fleet.get(name)
         if target is None:
-            raise BenchError(f"flywheel-{args.engine} did not start: {'; '.join(fleet.notes)}")
+            raise BenchError(f"{name} did not start: {'; '.join(fleet.notes)}")
         url = target.url.removesuffix(CHAT_PATH) + api.path
         call = api.call(args.stream, url)
         body = api.body(args.stream)
@@ -113,7 +120,7 @@ async def profile(args: argparse.Namespace, workdir: Path) -> tuple[Path, int, f
         if load.errors:
             raise BenchError(f"{load.errors} requests failed, e.g. {load.error_examples[:2]}")
     mode = "stream" if args.stream else "whole answers"
-    what = f"{args.api}, {mode}, {args.engine}, c={args.concurrency}, {load.rate:.0f} req/s"
+    what = f"{args.api}, {mode}, {args.target}, c={args.concurrency}, {load.rate:.0f} req/s"
     return raw, load.ok, cpu, what
 
 
