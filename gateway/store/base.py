@@ -309,6 +309,10 @@ class TuningStore(Protocol):
 class SearchIndex(Protocol):
     """The text-search index's upkeep, off the recorder's path (search.py)."""
 
+    # Whether a batch is CPU of this process (SQLite: a store thread) or of the database
+    # server (PostgreSQL): the indexer takes only its own work off the process's load.
+    indexes_in_process: bool
+
     async def index_search(self, limit: int) -> int:
         """Index up to `limit` rows written since the last batch; how many were taken."""
         ...

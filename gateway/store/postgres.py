@@ -133,6 +133,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 class PostgresStore(SQLQueries, StatsQueries, PrivacyQueries, TuningQueries):
     engine = "postgres"
     dialect = POSTGRES
+    indexes_in_process = False  # the search index's batches are the server's work
 
     def __init__(self, pool: asyncpg.Pool):
         self._pool = pool

@@ -62,6 +62,7 @@ def sqlite_path(url: str) -> str:
 class SQLiteStore(SQLQueries, StatsQueries, PrivacyQueries, TuningQueries):
     engine = "sqlite"
     dialect = SQLITE
+    indexes_in_process = True  # the search index's batches run on a store thread
 
     def __init__(self, path: str, *, threads: int = 1):
         self.path = path
