@@ -40,10 +40,7 @@ class Privacy:
         def redact(text: Any) -> Any:
             if not isinstance(text, str) or not text:
                 return text
-            result = self.anonymizer.redact(text, people)
-            if result.counts:  # most texts hold nothing: skip the Counter update
-                self.redactions.update(result.counts)
-            return result.text
+            return self.anonymizer.redact_text(text, people, self.redactions)
 
         def redact_name(name: str, identifier: bool = False) -> str:
             result = self.anonymizer.redact_name(name, people, identifier=identifier)

@@ -135,6 +135,8 @@ class NameFinder:
                         yield name
                     break
             else:
+                if len(words) < 2:
+                    continue  # both need two words or more; most runs are one ("Case", "The")
                 name = self._before_family(text, start, words) or self._before_speech(
                     text, start, words
                 )

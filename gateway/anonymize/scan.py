@@ -27,8 +27,8 @@ from __future__ import annotations
 import importlib
 import re
 import string
-from collections.abc import Iterable, Iterator
-from functools import cache
+from collections.abc import Callable, Iterable, Iterator
+from functools import cache, partial
 from typing import Any
 
 # The parser `re` itself uses (private, hence looked up: typeshed does not list it). Should a
@@ -91,6 +91,67 @@ def scanner(pattern: re.Pattern[str]) -> Scanner:
     """The Scanner of `pattern`, made on first use (reading a pattern costs ~1 ms) and kept
     for the process, as `re` keeps its compiled patterns."""
     return Scanner(pattern)
+
+
+# What `fewest` counts: `\d`, under this name, and marks that identifiers are written with.
+DIGITS = "digits"
+MARKS = ("@", ":", ".", "-", "/")
+
+
+@cache
+def fewest(pattern: re.Pattern[str]) -> tuple[tuple[str, int], ...]:
+    """For `DIGITS` and each of `MARKS`, the fewest of them a match of `pattern` consumes,
+    where that is above 0: a text that holds fewer holds no match (an IPv4 address three
+    dots, a full IPv6 one seven colons, a card 13 digits). Empty when the pattern cannot be
+    read, which skips nothing. A lower bound by construction: lookarounds, backreferences
+    and every construct not read below count none, a branch counts its fewest, a repeat its
+    minimum times its body."""
+    try:
+        items = _p.parse(pattern.pattern, pattern.flags).data
+    except (re.error, RecursionError):
+        return ()
+    counts = [(DIGITS, _count(items, _is_digit))]
+    counts += [(mark, _count(items, partial(_is_mark, ord(mark)))) for mark in MARKS]
+    return tuple((name, least) for name, least in counts if least)
+
+
+def _count(items: list[tuple[Any, Any]], only: Callable[[Any, Any], bool]) -> int:
+    """The fewest characters `items` consume that match an item `only` accepts."""
+    total = 0
+    for op, av in items:
+        if op in (_c.LITERAL, _c.IN):
+            total += only(op, av)
+        elif op == _c.SUBPATTERN:
+            total += _count(av[3].data, only)
+        elif op == getattr(_c, "ATOMIC_GROUP", None):
+            total += _count(av.data, only)
+        elif op == _c.BRANCH:
+            total += min(_count(branch.data, only) for branch in av[1])
+        elif op in _REPEATS:
+            total += av[0] * _count(av[2].data, only)
+    return total
+
+
+def _is_digit(op: Any, av: Any) -> bool:
+    """A literal digit, or a class of nothing but digits (`\\d`, `[0-9]`, `[2-9]`)."""
+    if op == _c.LITERAL:
+        return 0x30 <= av <= 0x39
+    for item, value in av:
+        if item == _c.LITERAL and 0x30 <= value <= 0x39:
+            continue
+        if item == _c.RANGE and 0x30 <= value[0] <= value[1] <= 0x39:
+            continue
+        if item == _c.CATEGORY and value == _c.CATEGORY_DIGIT:
+            continue
+        return False
+    return bool(av)
+
+
+def _is_mark(mark: int, op: Any, av: Any) -> bool:
+    """The literal `mark`, or a class of it alone (`[.]`)."""
+    if op == _c.LITERAL:
+        return bool(av == mark)
+    return bool(av) and all(item == _c.LITERAL and value == mark for item, value in av)
 
 
 def _fast(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
