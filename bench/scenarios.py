@@ -142,6 +142,7 @@ async def run_streaming(ctx: Context) -> None:
         forwarder=True,
         postgres=not ctx.args.no_postgres,
         server_cpus=ctx.pinning.servers,
+        search_index=not ctx.args.no_search_index,
     )
     workdir = ctx.workdir / "streaming"
     workdir.mkdir()

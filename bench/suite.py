@@ -1,7 +1,8 @@
 """Flywheel's whole benchmark: `make bench`, or
 
     python -m bench [--scenario latency,throughput,apis,recorder,memory,streaming] [--seconds 5]
-                    [--soak-seconds 60] [--outage-seconds 20] [--no-litellm] [...]
+                    [--soak-seconds 60] [--outage-seconds 20] [--no-litellm]
+                    [--no-search-index] [...]
 
 Measures the issue's targets (measured and reported, not asserted) against the same peers:
 `direct` (the fake upstream itself), a bare aiohttp forwarder (the floor any Python proxy pays),
@@ -59,6 +60,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add("--no-litellm", action="store_true", help="do not install or run the LiteLLM proxy")
     add("--no-postgres", action="store_true", help="do not run Flywheel with PostgreSQL")
     add("--no-pin", action="store_true", help="do not pin client and servers to CPUs")
+    add("--no-search-index", action="store_true", help="Flywheels without the search indexer")
     add("--client-cpu", type=int, default=0)
     add("--server-cpu", type=int, default=1)
     add("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})")
@@ -106,6 +108,7 @@ async def run(
         postgres=not args.no_postgres,
         server_cpus=pinning.servers,
         litellm=_wants_litellm(args),
+        search_index=not args.no_search_index,
     )
     main_scenarios = [s for s in args.scenarios if s != "streaming"]
     elapsed: dict[str, float] = {}

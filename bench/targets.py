@@ -59,6 +59,9 @@ class FleetOptions:
     postgres: bool
     server_cpus: frozenset[int] | None
     litellm: bool = False
+    # The console's background search indexer (`--no-search-index` turns it off, to see what
+    # it costs the other figures: on PostgreSQL its batches are the database's CPU).
+    search_index: bool = True
 
 
 @dataclass
@@ -81,7 +84,7 @@ class Fleet:
 
 
 def flywheel_config(
-    port: int, upstream_url: str, database_url: str, spool_dir: str
+    port: int, upstream_url: str, database_url: str, spool_dir: str, search_index: bool = True
 ) -> dict[str, Any]:
     """A minimal Flywheel config: the fake upstream behind the model `bench` (chat completions,
     Responses) and, as an Anthropic provider, `bench-claude` (Messages); capture on, and a
@@ -93,6 +96,7 @@ def flywheel_config(
         "storage": {"url": database_url},
         "capture": {"enabled": True, "spool_dir": spool_dir},
         "auth": {"keys": []},
+        "console": {"search_index": search_index},
         "providers": {
             "fake": {"type": "openai_compat", "base_url": upstream_url, "api_key": "sk-bench"},
             # The same fake, for the Messages API (the `apis` scenario): relayed as bytes.
@@ -173,7 +177,8 @@ class FleetStarter:
 
     def start_flywheel(self, name: str, port: int, upstream_port: int, database_url: str) -> Child:
         upstream = f"http://127.0.0.1:{upstream_port}/v1"
-        config = flywheel_config(port, upstream, database_url, self.spool_dir(name))
+        spool = self.spool_dir(name)
+        config = flywheel_config(port, upstream, database_url, spool, self.options.search_index)
         path = self.workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return self.spawn_server(name, _flywheel_argv(path))
