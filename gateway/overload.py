@@ -27,6 +27,7 @@ class InFlightLimit:
         # take the keyed callers' slots, nor hold unbounded bodies in memory at once.
         self.tokens_limit = max(8, limit // 10)
         self.in_flight = 0
+        self.admitted = 0  # ever: with in_flight, how background work tells traffic
         self.tokens_in_flight = 0
         self.rejected = 0
 
@@ -45,6 +46,7 @@ class InFlightLimit:
         if self.in_flight >= self.limit:
             return self._reject(request, self.limit)
         self.in_flight += 1
+        self.admitted += 1
         try:
             return await handler(request)
         finally:

@@ -1,6 +1,7 @@
 """The background search indexer yields to traffic: busy, it indexes one batch per turn at
-most; idle, it catches up. Against a real store on both engines, with the process's load
-read from a scripted clock and CPU counter."""
+most; with requests in flight, it lets a bounded backlog wait; idle, it catches up. Against a
+real store on both engines, with the process's load read from a scripted clock and CPU
+counter."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import asyncio
 import pytest
 
 from gateway.store import Store
-from gateway.store.indexer import MAX_DEFERRAL, ProcessLoad, SearchIndexer
+from gateway.store import indexer as indexer_module
+from gateway.store.indexer import MAX_DEFERRAL, ProcessLoad, SearchIndexer, Traffic
 from tests.feedback_support import seed_review_data
 
 SEEDED = 12  # interactions seed_review_data writes
@@ -96,3 +98,52 @@ async def test_a_batch_the_database_server_runs_leaves_the_process_busy(seeded: 
     indexer = SearchIndexer(seeded, batch=5, pause=0, load=LoadedCore(share=0.6))
     assert await indexer.run_once(yielding=True) == 5
     assert await seeded.search_backlog() == SEEDED - 5
+
+
+class Requests:
+    def __init__(self) -> None:
+        self.in_flight = self.admitted = 0
+
+
+def test_traffic_is_a_request_in_flight_or_one_since_the_last_look() -> None:
+    requests = Requests()
+    traffic = Traffic(requests)
+    assert not traffic.seen()
+    requests.in_flight = requests.admitted = 1  # a stream still open
+    assert traffic.seen()
+    assert traffic.seen()
+    requests.in_flight = 0
+    assert not traffic.seen()
+    requests.admitted = 3  # two answered between looks
+    assert traffic.seen()
+    assert not traffic.seen()
+
+
+async def test_the_backlog_is_counted_up_to_a_bound(seeded: Store) -> None:
+    assert await seeded.search_backlog() == SEEDED
+    assert await seeded.search_backlog(5) == 5
+    assert await seeded.search_backlog(SEEDED + 5) == SEEDED
+
+
+@pytest.mark.parametrize("traffic", [True, False])
+async def test_with_traffic_the_index_falls_behind_by_a_bounded_backlog(
+    seeded: Store, monkeypatch: pytest.MonkeyPatch, traffic: bool
+) -> None:
+    """Paced streams use little CPU, but a PostgreSQL batch on their core delayed their
+    chunks: with requests in flight the index waits until it is TRAFFIC_BACKLOG rows behind,
+    then indexes back under it. Without traffic it catches up."""
+    monkeypatch.setattr(indexer_module, "TRAFFIC_BACKLOG", 8)
+    indexer = SearchIndexer(
+        seeded, interval=0.01, batch=5, pause=0, load=ScriptedLoad(0.1), traffic=lambda: traffic
+    )
+    indexer.start()
+    try:
+        for _ in range(500):
+            if await seeded.search_backlog() < SEEDED:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # many intervals
+        # 12 waiting, 8 allowed: one batch of 5 brings it to 7, under the bound.
+        assert await seeded.search_backlog() == (SEEDED - 5 if traffic else 0)
+    finally:
+        await indexer.stop()

@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.appkeys import CONFIG, MIGRATIONS, STORE
+from gateway.appkeys import CONFIG, IN_FLIGHT, MIGRATIONS, STORE
 from gateway.store import Store
-from gateway.store.indexer import SearchIndexer
+from gateway.store.indexer import SearchIndexer, Traffic
 from gateway.store.sqlite import SQLiteStore
 
 READER = web.AppKey("console_reader", Store)
@@ -50,7 +50,11 @@ async def search_index_context(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     migrations = app.get(MIGRATIONS)
-    indexer = SearchIndexer(app[READER], ready=lambda: migrations is None or not migrations.pending)
+    indexer = SearchIndexer(
+        app[READER],
+        ready=lambda: migrations is None or not migrations.pending,
+        traffic=Traffic(app[IN_FLIGHT]).seen,
+    )
     indexer.start()
     yield
     await indexer.stop()

@@ -317,8 +317,8 @@ class SearchIndex(Protocol):
         """Index up to `limit` rows written since the last batch; how many were taken."""
         ...
 
-    async def search_backlog(self) -> int:
-        """How many rows wait to be indexed."""
+    async def search_backlog(self, up_to: int | None = None) -> int:
+        """How many rows wait to be indexed, counted up to `up_to` (None: all of them)."""
         ...
 
     def job_lock(self, name: str) -> AbstractAsyncContextManager[bool]: ...

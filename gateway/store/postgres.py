@@ -23,7 +23,7 @@ from gateway.records.interaction import COLUMNS, JSON_COLUMNS, Interaction
 from gateway.store.base import load_migrations
 from gateway.store.dialect import POSTGRES
 from gateway.store.privacy_sql import PrivacyQueries
-from gateway.store.search import POSTGRES_BACKLOG, postgres_index_batch
+from gateway.store.search import postgres_backlog, postgres_index_batch
 from gateway.store.sql import PLAIN, Decode, SQLQueries
 from gateway.store.stats_sql import StatsQueries
 from gateway.store.tuning_sql import TuningQueries
@@ -250,8 +250,9 @@ class PostgresStore(SQLQueries, StatsQueries, PrivacyQueries, TuningQueries):
         p = self.dialect.params()
         return int((await self._fetch(postgres_index_batch(p, limit), p.values))[0]["n"])
 
-    async def search_backlog(self) -> int:
-        return int((await self._fetch(POSTGRES_BACKLOG))[0]["n"])
+    async def search_backlog(self, up_to: int | None = None) -> int:
+        p = self.dialect.params()
+        return int((await self._fetch(postgres_backlog(p, up_to), p.values))[0]["n"])
 
     async def ping(self) -> None:
         with _errors("unreachable"):

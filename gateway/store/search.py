@@ -116,7 +116,13 @@ def sqlite_index_batch(p: Bind, limit: int) -> str:
     )
 
 
-SQLITE_BACKLOG = f"SELECT count(*) AS n FROM interactions WHERE rowid > {SQLITE_INDEXED_UP_TO}"
+def sqlite_backlog(p: Bind, up_to: int | None) -> str:
+    """How many rows wait to be indexed, counted up to `up_to` (None: all of them)."""
+    limit = p(-1 if up_to is None else up_to)  # SQLite's LIMIT -1 is none
+    return (
+        "SELECT count(*) AS n FROM (SELECT 1 FROM interactions"
+        f" WHERE rowid > {SQLITE_INDEXED_UP_TO} LIMIT {limit}) waiting"
+    )
 
 
 # -- PostgreSQL: our own trigrams under GIN (functions in migration 0008) ---------------------
@@ -164,4 +170,9 @@ def postgres_index_batch(p: Bind, limit: int) -> str:
     )
 
 
-POSTGRES_BACKLOG = "SELECT count(*) AS n FROM interaction_search_queue"
+def postgres_backlog(p: Bind, up_to: int | None) -> str:
+    """How many rows wait to be indexed, counted up to `up_to` (None, LIMIT NULL: all)."""
+    return (
+        "SELECT count(*) AS n FROM (SELECT 1 FROM interaction_search_queue"
+        f" LIMIT {p(up_to)}) waiting"
+    )

@@ -31,7 +31,7 @@ from gateway.store.base import load_migrations
 from gateway.store.dialect import SQLITE
 from gateway.store.privacy_sql import PrivacyQueries
 from gateway.store.queries import PERCENTILES, interpolated_percentile, percentile_rank
-from gateway.store.search import SQLITE_BACKLOG, sqlite_index_batch
+from gateway.store.search import sqlite_backlog, sqlite_index_batch
 from gateway.store.sql import PLAIN, Decode, SQLQueries
 from gateway.store.sqlite_rollups import AFTER_BATCH, BATCH_START, histogram_add
 from gateway.store.stats_sql import READOUT_PERCENTILES, StatsQueries
@@ -322,8 +322,9 @@ class SQLiteStore(SQLQueries, StatsQueries, PrivacyQueries, TuningQueries):
         [added] = await self._execute_counted([(sqlite_index_batch(p, limit), p.values)])
         return added
 
-    async def search_backlog(self) -> int:
-        return int((await self._fetch(SQLITE_BACKLOG))[0]["n"])
+    async def search_backlog(self, up_to: int | None = None) -> int:
+        p = self.dialect.params()
+        return int((await self._fetch(sqlite_backlog(p, up_to), p.values))[0]["n"])
 
     async def ping(self) -> None:
         await self._run(lambda: self.conn.execute("SELECT 1").fetchone())
