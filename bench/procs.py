@@ -24,6 +24,38 @@ import aiohttp
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+# A machine using less than this share of its CPUs is quiet.
+QUIET_SHARE = 0.05
+
+
+def machine_busy() -> tuple[float, float]:
+    """CPU time (busy, total) of every CPU since boot, in ticks (/proc/stat's first line)."""
+    with open("/proc/stat") as stat:
+        fields = [int(n) for n in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+async def until_quiet(span: float, limit: float, window: float = 0.25) -> float:
+    """Wait until the machine has been quiet for `span` seconds on end (at most `limit`
+    seconds); the seconds waited. What a target does once its traffic stops (the search index
+    catching up on the backlog it let wait, a database's vacuum) then runs before the next
+    target's block, not in it, where it would count against a process it does not belong to."""
+    loop = asyncio.get_running_loop()
+    started = quiet_since = loop.time()
+    busy, total = machine_busy()
+    while loop.time() - started < limit:
+        await asyncio.sleep(window)
+        now_busy, now_total = machine_busy()
+        share = (now_busy - busy) / max(1, now_total - total)
+        busy, total = now_busy, now_total
+        if share >= QUIET_SHARE:
+            quiet_since = loop.time()
+        elif loop.time() - quiet_since >= span:
+            break
+    return loop.time() - started
+
+
 class BenchError(Exception):
     """A benchmark step failed; the message says which and where to look."""
 
