@@ -15,6 +15,12 @@ worker at `RATE_HZ`. Printed, in microseconds per request answered:
   to the function can save. Samples with no Flywheel frame are listed by their innermost frame.
 - `inclusive`: the largest frames with everything below them, Flywheel's or not.
 
+The fake upstream runs on the driver's CPU, not the worker's (`--upstream-on-server-cpu` puts
+it back, as `make bench` has it): py-spy counts a thread that is runnable but not running as
+busy, and a worker preempted inside its send() by the upstream it had just woken sampled as
+~130 µs a request of writing to the upstream, against ~30 µs of system CPU measured in all (16 µs
+sampled with the upstream moved).
+
 Samples of a thread waiting for work are left out. The event loop's own line still holds its
 waits in epoll, which py-spy cannot tell from its socket I/O, and py-spy pauses the worker for
 each sample: the sampled total runs above the worker's CPU per request, which is printed beside
@@ -39,7 +45,7 @@ from pathlib import Path
 from bench.apis import APIS
 from bench.closed_loop import closed_loop, pool
 from bench.latency import choose_pinning
-from bench.procs import BenchError, cpu_seconds
+from bench.procs import BenchError, cpu_seconds, pin
 from bench.scenarios import start_pinned
 from bench.targets import CHAT_PATH, FleetOptions, remove_workdir
 
@@ -69,6 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--no-pin", action="store_true")
     add("--client-cpu", type=int, default=0)
     add("--server-cpu", type=int, default=1)
+    add("--upstream-on-server-cpu", action="store_true", help="as make bench pins it")
     args = parser.parse_args(argv)
     if args.target == FORWARDER and args.api != "chat":
         parser.error("the forwarder relays chat completions only")
@@ -97,6 +104,8 @@ async def profile(args: argparse.Namespace, workdir: Path) -> tuple[Path, int, f
     api = next(api for api in APIS if api.name == args.api)
     with contextlib.ExitStack() as stack:
         fleet = await start_pinned(stack, workdir, options, pinning)
+        if pinning.client and not args.upstream_on_server_cpu:
+            pin(fleet.upstream_pid, pinning.client)
         name = FORWARDER if args.target == FORWARDER else f"flywheel-{args.target}"
         target = fleet.get(name)
         if target is None:
