@@ -16,8 +16,11 @@ CONTENT_FILTERED = "content_filtered"
 GENERATIVE = frozenset({*CONVERSATIONS, "completions"})
 
 # `{{ name }}` (Jinja, Mustache) or `{name}` (str.format, LangChain). Identifiers only, so JSON
-# objects and code blocks in prompts do not match.
-_PLACEHOLDER = re.compile(r"\{\{\s*[A-Za-z_][\w.]*\s*\}\}|(?<!\{)\{[A-Za-z_]\w*\}(?!\})")
+# objects and code blocks in prompts do not match. Written to start with its literal `{`, which
+# `re` then looks for before trying anything: this runs over every prompt, and the same pattern
+# as an alternation of the two forms cost 17 us per KB of prompt without a brace (0.4 now; 339
+# us for a 20 KB RAG prompt, on the event loop). The same matches: a test compares both forms.
+_PLACEHOLDER = re.compile(r"\{(?:\{\s*[A-Za-z_][\w.]*\s*\}\}|(?<!\{\{)[A-Za-z_]\w*\}(?!\}))")
 
 
 def prompt_text(endpoint: str, request: dict[str, Any] | None) -> str:

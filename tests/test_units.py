@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import re
 import time
 import uuid
 from typing import Any
@@ -18,6 +20,7 @@ from gateway.pricing import PriceTable
 from gateway.proxy.assembler import ResponseAssembler
 from gateway.proxy.metadata import read_metadata
 from gateway.quality import (
+    _PLACEHOLDER,
     CONTENT_FILTERED,
     EMPTY_RESPONSE,
     TRUNCATED,
@@ -511,6 +514,24 @@ def test_templates_in_content_parts_and_completions() -> None:
     assert UNRENDERED_TEMPLATE in quality_flags("completions", prompt, "ok", False, "stop")
     embed = {"input": "{doc}"}
     assert quality_flags("embeddings", embed, None, False, None) == [UNRENDERED_TEMPLATE]
+
+
+# The placeholder pattern as it was written before it started with its literal `{` (issue 20:
+# 17 us per KB of prompt): the faster form must find exactly what this one found.
+_PLACEHOLDER_AS_ALTERNATION = re.compile(
+    r"\{\{\s*[A-Za-z_][\w.]*\s*\}\}|(?<!\{)\{[A-Za-z_]\w*\}(?!\})"
+)
+
+
+def test_the_placeholder_pattern_finds_what_its_plain_alternation_finds() -> None:
+    rng = random.Random(20)
+    texts = ["{a}{{b}}", "{{a}}}", "{{{a}}}", "x{{ a.b }}{c}", "{a}}", "{{a}"]
+    texts += [
+        "".join(rng.choice("{{}}ab_ .1\nZ") for _ in range(rng.randint(0, 24)))
+        for _ in range(50_000)
+    ]
+    for text in texts:
+        assert _PLACEHOLDER.findall(text) == _PLACEHOLDER_AS_ALTERNATION.findall(text), text
 
 
 def test_answer_flags() -> None:
