@@ -32,15 +32,15 @@ async def read_json(
             f"We could not parse the JSON body of your request. Expected {expected}."
         ) from None
     # orjson reads 1,024 levels but writes 255 at most, so a deeper body could be neither sent
-    # upstream nor stored: refused here, with its interaction recorded. Counting brackets is
-    # C-fast, and only a body with that many can be that deep; then one dumps tells (~25 us).
-    if raw.count(b"[") + raw.count(b"{") >= _ORJSON_MAX_DEPTH:
-        try:
-            orjson.dumps(body)
-        except orjson.JSONEncodeError:
-            raise InvalidRequest(
-                f"The JSON body is nested deeper than {_ORJSON_MAX_DEPTH - 1} levels."
-            ) from None
+    # upstream nor stored: refused here, with its interaction recorded. One dumps tells, and
+    # costs less than counting the brackets first did (issue 20: 1 us for a 16 KB prompt against
+    # 9, 11 against 18 for 10 KB of tool schemas, 0.2 against 0.3 for a short chat).
+    try:
+        orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        raise InvalidRequest(
+            f"The JSON body is nested deeper than {_ORJSON_MAX_DEPTH - 1} levels."
+        ) from None
     return body
 
 

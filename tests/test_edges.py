@@ -112,9 +112,11 @@ async def test_a_body_that_does_not_arrive_in_time_is_408_and_frees_its_slot(
     [
         ({"Content-Encoding": "gzip"}, b"not gzip at all", "Can not decode content-encoding"),
         ({"Content-Encoding": "gzip"}, gzip.compress(b"{nope"), "could not parse the JSON"),
+        # orjson reads it, but could write it neither upstream nor into the store.
+        ({}, b'{"model": "fake-chat", "x": ' + b"[" * 300 + b"]" * 300 + b"}", "nested deeper"),
     ],
 )
-async def test_a_body_aiohttp_cannot_decode_is_400_in_openais_shape(
+async def test_a_body_that_cannot_be_read_is_400_in_openais_shape(
     make_gateway: Callable[..., Any],
     upstream: FakeUpstream,
     sqlite_url: str,
