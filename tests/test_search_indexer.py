@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 
+from gateway.errors import StoreError
 from gateway.store import Store
 from gateway.store import indexer as indexer_module
 from gateway.store.indexer import MAX_DEFERRAL, ProcessLoad, SearchIndexer, Traffic
@@ -145,5 +146,43 @@ async def test_with_traffic_the_index_falls_behind_by_a_bounded_backlog(
         await asyncio.sleep(0.3)  # many intervals
         # 12 waiting, 8 allowed: one batch of 5 brings it to 7, under the bound.
         assert await seeded.search_backlog() == (SEEDED - 5 if traffic else 0)
+    finally:
+        await indexer.stop()
+
+
+class FailingBacklog:
+    """The real store, whose backlog query fails the first `failures` times, as a database
+    going down and coming back does."""
+
+    def __init__(self, store: Store, failures: int) -> None:
+        self.store, self.failures = store, failures
+        self.indexes_in_process = store.indexes_in_process
+        self.index_search, self.job_lock = store.index_search, store.job_lock
+
+    async def search_backlog(self, up_to: int | None = None) -> int:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreError("postgres unreachable: connection refused")
+        return await self.store.search_backlog(up_to)
+
+
+async def test_a_failing_backlog_query_does_not_stop_the_indexer(
+    seeded: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asking how far behind the index is happens outside a batch, and once ended the
+    indexer's task for good when the database was down."""
+    monkeypatch.setattr(indexer_module, "TRAFFIC_BACKLOG", 8)
+    store = FailingBacklog(seeded, failures=3)
+    indexer = SearchIndexer(
+        store, interval=0.01, batch=5, pause=0, load=ScriptedLoad(0.1), traffic=lambda: True
+    )
+    indexer.start()
+    try:
+        for _ in range(500):
+            if await seeded.search_backlog() < SEEDED:
+                break
+            await asyncio.sleep(0.01)
+        assert store.failures == 0
+        assert await seeded.search_backlog() == SEEDED - 5
     finally:
         await indexer.stop()

@@ -154,19 +154,12 @@ class SearchIndexer:
         loop = asyncio.get_running_loop()
         last_turn = float("-inf")  # the first turn is never put off
         while True:
-            if not self.ready():
-                await asyncio.sleep(self.interval)
-                continue
-            if self.busy():
-                if loop.time() - last_turn < MAX_DEFERRAL:
-                    await asyncio.sleep(self.interval)
-                    continue
-            elif await self.can_wait():
-                await asyncio.sleep(self.interval)
-                continue
-            last_turn = loop.time()
             try:
-                indexed = await self.run_once(yielding=True)
+                if self.ready() and not await self._put_off(loop.time() - last_turn):
+                    last_turn = loop.time()
+                    indexed = await self.run_once(yielding=True)
+                    if indexed:
+                        log.debug("search index: %d rows indexed", indexed)
             except StoreError as exc:
                 log.warning("search index: %s; trying again in %.0f s", exc, self.interval)
             except Exception:
@@ -175,10 +168,14 @@ class SearchIndexer:
                 log.exception(
                     "search index: the turn failed; trying again in %.0f s", self.interval
                 )
-            else:
-                if indexed:
-                    log.debug("search index: %d rows indexed", indexed)
             await asyncio.sleep(self.interval)
+
+    async def _put_off(self, since_last_turn: float) -> bool:
+        """Whether this turn waits: busy, for MAX_DEFERRAL at most; with traffic, while the
+        backlog is under its bound."""
+        if self.busy():
+            return since_last_turn < MAX_DEFERRAL
+        return await self.can_wait()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="flywheel-search-index")
