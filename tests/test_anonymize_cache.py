@@ -8,6 +8,7 @@ import dataclasses
 import random
 import re
 import sys
+from array import array
 
 import pytest
 
@@ -15,7 +16,6 @@ from bench.anonymize_recall import DEFAULT_CORPUS, load_corpus
 from gateway.anonymize import Anonymizer, Redaction
 from gateway.anonymize.engine import (
     ENTRY_BYTES,
-    SPAN_BYTES,
     SPAN_ENTRY_BYTES,
     ResultCache,
     SpanCache,
@@ -141,40 +141,52 @@ def test_the_cache_keeps_at_most_its_size_and_drops_the_least_recently_used() ->
     a, b, c = (cache.key(text) for text in ("a", "b", "c"))
     cache.put(a, ())
     cache.put(b, ((0, 1, "email", "b"),))
-    assert cache.get(a) == ()  # a is now the most recently used
+    assert cache.get(b, "b") == ((0, 1, "email", "b"),)
+    assert cache.get(a, "a") == ()  # a is now the most recently used
     cache.put(c, ())
-    assert cache.get(b) is None
-    assert cache.get(a) == () and cache.get(c) == ()
+    assert cache.get(b, "b") is None
+    assert cache.get(a, "a") == () and cache.get(c, "c") == ()
 
 
 def test_the_cache_keeps_at_most_its_bytes_however_many_texts_it_may_hold() -> None:
     """Distinct texts full of personal data would fill a count-bound cache with their spans:
     the byte bound drops the least recently used first, and counts a replaced entry once."""
-    span = (0, 1, "email", "x")
-    per_span = SPAN_BYTES + len("x")
+    span = (0, 1, "email", "t")
+    per_span = 3 * array("I").itemsize
     cache = SpanCache(1_000, budget=SPAN_ENTRY_BYTES * 3 + per_span * 6)
-    keys = [cache.key(f"text {n}") for n in range(4)]
+    texts = [f"text {n}" for n in range(4)]
+    keys = [cache.key(text) for text in texts]
     for key in keys[:3]:
         cache.put(key, (span, span))
     cache.put(keys[0], (span, span))  # the same text again: no second charge
-    assert all(cache.get(key) is not None for key in keys[:3])
-    assert cache.get(keys[0]) is not None  # keys[1] is now the least recently used
+    assert all(cache.get(key, text) is not None for key, text in zip(keys[:3], texts, strict=False))
+    assert cache.get(keys[0], texts[0]) is not None  # keys[1] is now the least recently used
     cache.put(keys[3], (span,))
-    assert cache.get(keys[1]) is None  # the least recently used went
+    assert cache.get(keys[1], texts[1]) is None  # the least recently used went
     assert cache.bytes <= cache.budget
-    assert all(cache.get(key) is not None for key in (keys[0], keys[2], keys[3]))
+    assert all(cache.get(keys[n], texts[n]) == (span,) * (1 if n == 3 else 2) for n in (0, 2, 3))
 
 
-def test_long_span_values_count_at_their_size() -> None:
-    """A span's value has no bound of its own (a bearer token, a key): charged a fixed amount,
-    a hundred 100 KB tokens took 10 MB of a 1 MB cache."""
+def test_an_entry_costs_its_spans_offsets_not_their_values() -> None:
+    """A span's value is the text between its offsets, cut again on the way out: a 100 KB
+    token costs its entry no more than a short one, and comes back whole. Kept as tuples of
+    their values, a 10 KB prompt's spans took ~41 KB, and the cache held too few of an
+    export's long prompts to find any again (issue 21)."""
     cache = SpanCache(1_000, budget=1_000_000)
-    for n in range(100):
-        token = f"{n:03d}" + "t" * 100_000
-        cache.put(cache.key(f"Bearer {token}"), ((7, 7 + len(token), "secret", token),))
-    held = sum(sys.getsizeof(span[3]) for spans in cache._spans.values() for span in spans)
-    assert held <= cache.budget
-    assert cache.bytes <= cache.budget
+    texts = [f"Bearer {n:03d}" + "t" * 100_000 for n in range(100)]
+    for text in texts:
+        cache.put(cache.key(text), ((7, len(text), "secret", text[7:]),))
+    assert cache.bytes == 100 * (SPAN_ENTRY_BYTES + 3 * array("I").itemsize)
+    assert cache.get(cache.key(texts[5]), texts[5]) == ((7, len(texts[5]), "secret", texts[5][7:]),)
+
+
+def test_spans_come_back_from_the_cache_as_they_were_found(texts: list[str]) -> None:
+    anonymizer = Anonymizer(cache_size=1_000)
+    for text in texts:
+        found = anonymizer._find(text)
+        key = anonymizer.spans.key(text)
+        anonymizer.spans.put(key, found)
+        assert anonymizer.spans.get(key, text) == found
 
 
 def test_every_builtin_rule_match_holds_what_its_pre_check_asks_for(texts: list[str]) -> None:
