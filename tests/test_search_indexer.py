@@ -126,6 +126,14 @@ async def test_the_backlog_is_counted_up_to_a_bound(seeded: Store) -> None:
     assert await seeded.search_backlog(SEEDED + 5) == SEEDED
 
 
+async def first_batch(store: Store) -> None:
+    """Until the indexer, on a task of its own, has taken its first batch (5 s at most)."""
+    for _ in range(500):
+        if await store.search_backlog() < SEEDED:
+            return
+        await asyncio.sleep(0.01)
+
+
 @pytest.mark.parametrize("traffic", [True, False])
 async def test_with_traffic_the_index_falls_behind_by_a_bounded_backlog(
     seeded: Store, monkeypatch: pytest.MonkeyPatch, traffic: bool
@@ -139,10 +147,7 @@ async def test_with_traffic_the_index_falls_behind_by_a_bounded_backlog(
     )
     indexer.start()
     try:
-        for _ in range(500):
-            if await seeded.search_backlog() < SEEDED:
-                break
-            await asyncio.sleep(0.01)
+        await first_batch(seeded)
         await asyncio.sleep(0.3)  # many intervals
         # 12 waiting, 8 allowed: one batch of 5 brings it to 7, under the bound.
         assert await seeded.search_backlog() == (SEEDED - 5 if traffic else 0)
@@ -178,10 +183,7 @@ async def test_a_failing_backlog_query_does_not_stop_the_indexer(
     )
     indexer.start()
     try:
-        for _ in range(500):
-            if await seeded.search_backlog() < SEEDED:
-                break
-            await asyncio.sleep(0.01)
+        await first_batch(seeded)
         assert store.failures == 0
         assert await seeded.search_backlog() == SEEDED - 5
     finally:
