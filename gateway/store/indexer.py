@@ -95,10 +95,6 @@ class Traffic:
         self._admitted = admitted
         return self.requests.in_flight > 0 or admitted != before
 
-    @staticmethod
-    def none() -> bool:
-        return False
-
 
 class SearchIndexer:
     def __init__(
@@ -110,7 +106,7 @@ class SearchIndexer:
         pause: float = 0.02,
         ready: Callable[[], bool] = lambda: True,
         load: ProcessLoad | None = None,
-        traffic: Callable[[], bool] = Traffic.none,
+        traffic: Callable[[], bool] = lambda: False,  # Traffic(...).seen in a gateway
     ) -> None:
         self.store = store
         self.ready = ready  # False while the schema is not in place yet (database down)
@@ -130,7 +126,8 @@ class SearchIndexer:
 
     async def run_once(self, *, yielding: bool = False) -> int:
         """Index until nothing waits (or another process holds the job); rows indexed.
-        `yielding`: stop early, after a batch, once the process is busy or has traffic."""
+        `yielding`: stop early, after a batch, once the process is busy, or has traffic and
+        the backlog is back under its bound."""
         total = 0
         async with self.store.job_lock(JOB) as mine:
             if not mine:
