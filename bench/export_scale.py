@@ -129,11 +129,14 @@ def use_baseline() -> None:
 
 def export_child(url: str, out: str, fmt: str, jobs: int, baseline: bool) -> None:
     from exporters.run import ExportRequest, run_export
+    from gateway import collector
     from gateway.config import AnonymizeConfig
     from gateway.store import open_store
 
     if baseline:
         use_baseline()
+    else:
+        collector.settle()  # as `flywheel export` does
 
     async def run() -> dict:
         store = await open_store(url)

@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from gateway import collector
 from gateway.config import Config
 
 
@@ -63,6 +64,7 @@ EXPORT_NICENESS = 10
 
 def _yield_to_serving() -> None:
     os.nice(EXPORT_NICENESS)
+    collector.settle()
 
 
 def _in_child(config: Config, action: str, spec: dict[str, Any]) -> Any:

@@ -29,6 +29,7 @@ from exporters.formats import Format, FormatOptions, get_format
 from exporters.prepare import SHAPE_ERRORS, Built, Failure, build
 from exporters.privacy import Privacy
 from exporters.selection import Example
+from gateway import collector
 from gateway.config import AnonymizeConfig
 
 # Examples per message to a worker: large enough that pickling and the round trip cost little
@@ -86,6 +87,7 @@ _WORKER: dict[str, _Worker] = {}
 def _start(job: Work) -> None:
     fmt = get_format(job.format, job.options) if job.format else None
     _WORKER["this"] = _Worker(Privacy(job.anonymize), fmt, job.lines)
+    collector.settle()  # the name lists, loaded, stay for the worker's life
 
 
 # An example as it travels to a worker: its fields as a plain tuple. Pickle takes a slotted

@@ -303,8 +303,10 @@ def _export(config: Config, args: argparse.Namespace) -> int | None:
     from exporters.run import ExportRequest, run_export
     from exporters.selection import Filters
     from exporters.shards import Shard
+    from gateway import collector
     from gateway.store import open_store
 
+    collector.settle()  # an export is a process of its own (gateway/collector.py)
     if args.job:
         return _export_job(config, args)
     if not args.format or not args.out:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import gc
 import logging
 import multiprocessing
 import os
@@ -23,6 +22,7 @@ from multiprocessing.process import BaseProcess
 
 from aiohttp import web
 
+from gateway import collector
 from gateway.app import create_app
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError, StoreError
@@ -92,20 +92,11 @@ def run_worker(config: Config, host: str, port: int, *, reuse_port: bool) -> Non
     )
 
 
-# A request allocates thousands of objects, nearly all freed by reference counting; at Python's
-# default (700) the young generation was collected every request or two, and the worker spent
-# markedly more CPU per request (measured in issue 20's note). Cycles are still collected, some
-# thousands of requests apart; RSS under load measured the same.
-COLLECTOR_THRESHOLDS = (20_000, 50, 100)
-
-
 async def _freeze_startup_objects(app: web.Application) -> None:
     # Everything alive after startup (modules, the price table's ~40k objects) lives as long as
     # the process: moved out of the collector's reach, a full collection no longer walks it,
     # which took 5-8 ms, a pause in the latency of whatever request was being served.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*COLLECTOR_THRESHOLDS)
+    collector.settle()
     _give_back_free_memory()
 
 
