@@ -55,7 +55,7 @@ class Plain(Anonymizer):
             (n.start, n.end, "person", n.text)
             for n in later_mentions(text, people, taken, self.lexicon)
         ]
-        return self._replace(text, spans, people)
+        return self._replace(text, sorted(spans), people)
 
 
 def _plain_part(match: re.Match[str], group: int) -> tuple[int, int, str]:

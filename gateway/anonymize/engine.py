@@ -61,6 +61,7 @@ class Anonymizer:
         cache_size: int = 0,
     ):
         self.placeholders = {**DEFAULT_PLACEHOLDERS, **placeholders}
+        self._templates: dict[str, str] = {}  # each kind's placeholder, the default made once
         rules = list(extra_rules)
         for kind, listed in (words or {}).items():
             alternatives = "|".join(re.escape(w) for w in sorted(listed, key=len, reverse=True))
@@ -82,8 +83,9 @@ class Anonymizer:
         self._clean_size = CLEAN_TEXTS if cache_size else 0
 
     def redact(self, text: str, people: dict[str, int] | None = None) -> Redaction:
-        """`text` with personal data replaced. Pass one `people` dict for all the texts of
-        one example, so a name is the same `[PERSON_n]` in the prompt and the answer."""
+        """`text` with personal data replaced. Pass one `people` dict, empty at first, for
+        all the texts of one example, so a name is the same `[PERSON_n]` in the prompt and
+        the answer."""
         result = self._redacted(text, people)
         return Redaction(text, Counter()) if result is None else result
 
@@ -146,15 +148,15 @@ class Anonymizer:
         self, key: bytes, text: str, people: dict[str, int], found: tuple[Span, ...]
     ) -> Redaction | None:
         """`text` with `found` and the later mentions replaced; None when it holds neither."""
-        for _, _, kind, value in sorted(found):
-            if kind == "person":
+        for _, _, kind, value in found:  # in order: people are numbered as they appear
+            if kind == "person" and value.casefold() not in people:
                 self._remember(people, value)
         # A name once recognised is personal wherever it appears in the example, in full or
         # as one of its parts ("Kari").
         mentions = self._mentions(key, text, people, found)
-        if not found and not mentions:
-            return None  # most texts: nothing to replace
-        return self._replace(text, [*found, *mentions], people)
+        if not mentions:
+            return self._replace(text, found, people) if found else None
+        return self._replace(text, sorted((*found, *mentions)), people)
 
     def _mentions(
         self, key: bytes, text: str, people: dict[str, int], found: tuple[Span, ...]
@@ -186,8 +188,9 @@ class Anonymizer:
         return mentions
 
     def _find(self, text: str) -> tuple[Span, ...]:
-        """The spans of `text` that depend on nothing else: rules, then names. `taken` marks
-        exactly these spans, so it can be rebuilt from them."""
+        """The spans of `text` that depend on nothing else, rules' then names', in the order
+        they stand in the text. `taken` marks exactly these spans, so it can be rebuilt from
+        them."""
         spans: list[Span] = []
         taken = bytearray(len(text))
         present: dict[Scanner, bool] = {}
@@ -210,7 +213,7 @@ class Anonymizer:
                 taken[start:end] = b"\x01" * (end - start)
                 spans.append((start, end, rule.kind, value))
         spans += [(n.start, n.end, "person", n.text) for n in self.names.find(text, taken)]
-        return tuple(spans)
+        return tuple(sorted(spans))
 
     def _scanners(self) -> tuple[tuple[Rule, Scanner, Scanner | None, Fewest], ...]:
         """Each rule with the Scanners of its pattern and pre-check and the fewest digits and
@@ -251,35 +254,38 @@ class Anonymizer:
             text = _IDENTIFIER_UNSAFE.sub("", text)
         return Redaction(text, Counter(person=1))
 
-    def _replace(
-        self, text: str, spans: list[tuple[int, int, str, str]], people: dict[str, int]
-    ) -> Redaction:
-        counts: Counter[str] = Counter()
+    def _replace(self, text: str, spans: Iterable[Span], people: dict[str, int]) -> Redaction:
+        """`text` with `spans` (in the order they stand, none overlapping) replaced."""
+        counts: dict[str, int] = {}
         out, last = [], 0
-        for start, end, kind, value in sorted(spans):
+        for start, end, kind, value in spans:
             out.append(text[last:start])
-            template = self.placeholders.get(kind, f"[{kind.upper()}]")
+            template = self._templates.get(kind)
+            if template is None:
+                template = self._templates[kind] = self.placeholders.get(kind, f"[{kind.upper()}]")
             if "{n}" in template:
                 number = people.get(value.casefold()) or self._remember(people, value)
                 template = template.replace("{n}", str(number))
             out.append(template)
-            counts[kind] += 1
+            counts[kind] = counts.get(kind, 0) + 1
             last = end
         out.append(text[last:])
-        return Redaction("".join(out), counts)
+        return Redaction("".join(out), Counter(counts))
 
     def _remember(self, people: dict[str, int], name: str) -> int:
         """The pseudonym number of `name`, given a new one (with its parts) if it has none.
         A part that is also a word ("Per") is remembered too; `later_mentions` decides where
         it stands for the person ("Per ringte") and where it does not ("Per dag")."""
         key = name.casefold()
-        if key not in people:
-            number = max(people.values(), default=0) + 1
-            people[key] = number
+        number = people.get(key)
+        if number is None:
+            # Numbers are given in order, so the newest entry holds the highest: a 10 KB
+            # prompt naming 60 people took the highest of the whole table for each (issue 21).
+            number = people[key] = next(reversed(people.values()), 0) + 1
             for part in name.split():
                 if len(part) >= 3 and part.capitalize() not in self.lexicon.not_names:
                     people.setdefault(part.casefold(), number)
-        return people[key]
+        return number
 
 
 class SpanCache:
