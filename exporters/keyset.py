@@ -22,7 +22,7 @@ class KeySet:
     def __init__(self, slots: int = FIRST_SLOTS):
         if slots & (slots - 1):
             raise ValueError("slots must be a power of two")
-        self._slots = _empty(slots)
+        self._slots = array("Q", bytes(8 * slots))
         self._count = 0
         # 0 marks an empty slot, so the key 0 is remembered on the side.
         self._has_zero = False
@@ -54,7 +54,7 @@ class KeySet:
 
     def _grow(self) -> None:
         old = self._slots
-        self._slots = _empty(2 * len(old))
+        self._slots = array("Q", bytes(16 * len(old)))
         self._count = 0
         for key in old:
             if key:
@@ -68,9 +68,3 @@ class KeySet:
             index = (index + 1) & mask
         slots[index] = key
         self._count += 1
-
-
-def _empty(slots: int) -> array[int]:
-    """`slots` empty slots, made in place: `array("Q", bytes(...))` made the zeros twice, once
-    as bytes to copy from, and at a million keys that added 16 MB to the export's peak."""
-    return array("Q", [0]) * slots
