@@ -368,8 +368,11 @@ def _cost(packed: array[int]) -> int:
 
 # SpanCache's bound in bytes, and what it counts per entry besides its spans' numbers (the
 # digest, the ordered dict's slot and the array's header): tracemalloc measured 235 bytes for an
-# entry without spans, 251 with one. (200 until 2026-12-01: 100,000 entries took ~25 MB.)
-SPAN_CACHE_BYTES = 24_000_000
+# entry without spans, 251 with one. (200 until 2026-12-01: 100,000 entries took ~25 MB.) The
+# bound is what a one-process export of a million rows leaves for it under issue 21's 150 MB,
+# beside the dedup keys (16 MB), the results and the normal forms: at 24 MB it peaked at
+# 143.5 MiB (150.5 MB). ~80,000 texts; the 2,000 10 KB prompts of the export bench take 4 MB.
+SPAN_CACHE_BYTES = 20_000_000
 SPAN_ENTRY_BYTES = 240
 # Clean short texts kept as themselves (see `Anonymizer._clean`): at most this many, this long,
 # so at most ~3 MB even if every one took four bytes a character.
