@@ -18,7 +18,7 @@ from __future__ import annotations
 from array import array
 
 PARTS = 16
-_PART_SHIFT = 64 - 4  # the top 4 bits of a 64-bit key: one of 16 parts
+_PART_SHIFT = 64 - (PARTS.bit_length() - 1)  # a 64-bit key's top 4 bits name its part
 # Slots each part starts with: small exports stay small; a part doubles as it fills.
 FIRST_SLOTS = 1 << 8
 
