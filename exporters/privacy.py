@@ -20,7 +20,7 @@ from gateway.anonymize.structure import walk
 from gateway.config import AnonymizeConfig
 
 # Distinct texts whose spans one export keeps (gateway.anonymize.engine.SpanCache). An entry is
-# a 16-byte key and its spans, ~250 bytes for a text with a few: the cache's byte bound (20 MB)
+# a 16-byte key and its spans, ~250 bytes for a text with one: the cache's byte bound (20 MB)
 # holds ~80,000 of them, every system prompt, few-shot block and tool schema a store repeats.
 CACHE_TEXTS = 80_000
 

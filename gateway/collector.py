@@ -19,7 +19,8 @@ THRESHOLDS = (20_000, 50, 100)
 
 def settle() -> None:
     """Collect once, move everything alive out of the collector's reach for good (modules, a
-    price table, name lists: a full collection no longer walks them), and collect less often."""
+    price table, in an export worker the name lists: a full collection no longer walks them),
+    and collect less often."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)

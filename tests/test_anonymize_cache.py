@@ -100,6 +100,23 @@ def test_each_line_of_the_corpus_is_redacted_as_by_the_plain_path(texts: list[st
     assert cached.spans.hits >= len(set(texts))
 
 
+def test_people_are_numbered_from_one_in_the_order_they_are_met(texts: list[str]) -> None:
+    """Each new person is the highest number so far plus one (a name's parts share its
+    number): in the table, numbers rise in insertion order, from 1, without a gap. The plain
+    reference numbers with the engine's own `_remember`, so this checks the numbering itself."""
+    anonymizer = Anonymizer(cache_size=100_000)
+    numbered = 0
+    for row in examples(texts, 500):
+        people: dict[str, int] = {}
+        for text in row:
+            anonymizer.redact(text, people)
+        numbers = list(people.values())
+        assert numbers == sorted(numbers)
+        assert set(numbers) == set(range(1, len(set(numbers)) + 1))
+        numbered += bool(numbers)
+    assert numbered > 100  # most examples name someone
+
+
 @pytest.mark.parametrize("cache_size", [0, 50, 100_000])
 def test_examples_are_redacted_as_by_the_plain_path(texts: list[str], cache_size: int) -> None:
     """Names found in one text are mentioned in the next, whatever the cache holds; a small

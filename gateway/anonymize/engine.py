@@ -61,7 +61,6 @@ class Anonymizer:
         cache_size: int = 0,
     ):
         self.placeholders = {**DEFAULT_PLACEHOLDERS, **placeholders}
-        self._templates: dict[str, str] = {}  # each kind's placeholder, the default made once
         rules = list(extra_rules)
         for kind, listed in (words or {}).items():
             alternatives = "|".join(re.escape(w) for w in sorted(listed, key=len, reverse=True))
@@ -90,10 +89,11 @@ class Anonymizer:
         return Redaction(text, Counter()) if result is None else result
 
     def redact_text(self, text: str, people: dict[str, int], counts: Counter[str]) -> str:
-        """`redact(text, people).text`, what it removed added to `counts`: an export's way,
-        for every string of every body. A text that comes back as it is (a role, a system
-        prompt, a turn with nothing in it: seven of the ten strings of a row of
-        bench.export_scale) makes no Redaction and no Counter, ~2 µs each (issue 21)."""
+        """`redact(text, people).text` (`people` empty at first, as for `redact`), what it
+        removed added to `counts`: an export's way, for every string of every body. A text
+        that comes back as it is (a role, a system prompt, a turn with nothing in it: seven of
+        the ten strings of a row of bench.export_scale) makes no Redaction and no Counter,
+        ~2 µs each (issue 21)."""
         result = self._redacted(text, people)
         if result is None:
             return text
@@ -260,9 +260,9 @@ class Anonymizer:
         out, last = [], 0
         for start, end, kind, value in spans:
             out.append(text[last:start])
-            template = self._templates.get(kind)
-            if template is None:
-                template = self._templates[kind] = self.placeholders.get(kind, f"[{kind.upper()}]")
+            template = self.placeholders.get(kind)
+            if template is None:  # a configured rule's kind with no placeholder of its own
+                template = f"[{kind.upper()}]"
             if "{n}" in template:
                 number = people.get(value.casefold()) or self._remember(people, value)
                 template = template.replace("{n}", str(number))
@@ -275,7 +275,8 @@ class Anonymizer:
     def _remember(self, people: dict[str, int], name: str) -> int:
         """The pseudonym number of `name`, given a new one (with its parts) if it has none.
         A part that is also a word ("Per") is remembered too; `later_mentions` decides where
-        it stands for the person ("Per ringte") and where it does not ("Per dag")."""
+        it stands for the person ("Per ringte") and where it does not ("Per dag"). `people` is
+        a table this class filled from empty, so its numbers rise in insertion order."""
         key = name.casefold()
         number = people.get(key)
         if number is None:
