@@ -149,7 +149,7 @@ class Anonymizer:
     ) -> Redaction | None:
         """`text` with `found` and the later mentions replaced; None when it holds neither."""
         for _, _, kind, value in found:  # in order: people are numbered as they appear
-            if kind == "person" and value.casefold() not in people:
+            if kind == "person":
                 self._remember(people, value)
         # A name once recognised is personal wherever it appears in the example, in full or
         # as one of its parts ("Kari").
@@ -256,7 +256,7 @@ class Anonymizer:
 
     def _replace(self, text: str, spans: Iterable[Span], people: dict[str, int]) -> Redaction:
         """`text` with `spans` (in the order they stand, none overlapping) replaced."""
-        counts: dict[str, int] = {}
+        counts: Counter[str] = Counter()
         out, last = [], 0
         for start, end, kind, value in spans:
             out.append(text[last:start])
@@ -264,13 +264,12 @@ class Anonymizer:
             if template is None:  # a configured rule's kind with no placeholder of its own
                 template = f"[{kind.upper()}]"
             if "{n}" in template:
-                number = people.get(value.casefold()) or self._remember(people, value)
-                template = template.replace("{n}", str(number))
+                template = template.replace("{n}", str(self._remember(people, value)))
             out.append(template)
-            counts[kind] = counts.get(kind, 0) + 1
+            counts[kind] += 1
             last = end
         out.append(text[last:])
-        return Redaction("".join(out), Counter(counts))
+        return Redaction("".join(out), counts)
 
     def _remember(self, people: dict[str, int], name: str) -> int:
         """The pseudonym number of `name`, given a new one (with its parts) if it has none.
