@@ -88,6 +88,11 @@ async def upstream() -> AsyncIterator[FakeUpstream]:
         yield fake
 
 
+# Every gateway's spool folder, under one folder this process removes when it exits: one
+# folder per gateway left behind in /tmp was thousands a run.
+_SPOOLS = tempfile.TemporaryDirectory(prefix="flywheel-test-spools-")
+
+
 def base_config(
     upstream: FakeUpstream, database_url: str, spool_dir: str | None = None
 ) -> dict[str, Any]:
@@ -95,7 +100,7 @@ def base_config(
     return {
         "server": {"shutdown_timeout": 5},
         "storage": {"url": database_url},
-        "capture": {"spool_dir": spool_dir or tempfile.mkdtemp(prefix="flywheel-spool-")},
+        "capture": {"spool_dir": spool_dir or tempfile.mkdtemp(dir=_SPOOLS.name)},
         "providers": {
             "fake": {
                 "type": "openai_compat",
