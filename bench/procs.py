@@ -167,6 +167,28 @@ def _stat_fields(pid: int) -> list[str]:
 
 
 def _children(pid: int) -> list[int]:
+    """`pid`'s children, from each of its threads' `children` file: scanning every process's
+    stat took 1.5 ms a call, and the export bench's memory sampler called it five times a
+    second beside the export it measured. The scan stays for a kernel without those files."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []  # exited
+    found: list[int] = []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(child) for child in f.read().split()]
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{task}"):
+                continue  # the thread ended while we looked
+            return _children_by_scan(pid)  # no CONFIG_PROC_CHILDREN
+        except OSError:
+            continue
+    return found
+
+
+def _children_by_scan(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
