@@ -25,6 +25,7 @@ from gateway.anonymize import cues
 from gateway.anonymize.lexicon import Lexicon, load_lexicon
 from gateway.anonymize.names import NameFinder, later_mentions
 from gateway.anonymize.patterns import BUILTIN_RULES, DEFAULT_PLACEHOLDERS, Rule
+from gateway.anonymize.prefilter import Prefilter
 from gateway.anonymize.scan import DIGITS, Scanner, fewest, scanner
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class Anonymizer:
         self.results = ResultCache(RESULT_BYTES if cache_size else 0)
         self._scanned: tuple[Rule, ...] | None = None
         self._scan_table: tuple[tuple[Rule, Scanner, Scanner | None, Fewest], ...] = ()
+        self._prefilter = Prefilter(())
         # Short texts with nothing to find and no capital letter, so no later mention either:
         # their redaction is the text itself whoever the example holds. A body's roles and
         # finish reasons ("assistant", "stop") are half the strings an export redacts, and a
@@ -195,10 +197,17 @@ class Anonymizer:
         taken = bytearray(len(text))
         present: dict[Scanner, bool] = {}
         counted: dict[str, int] = {}  # each count made when a rule first asks for it
-        for rule, scan, needs, least in self._scanners():
-            if least and not _holds_enough(text, least, counted):
+        rules = self._scanners()
+        # Which rules can match, from one pass over the text (prefilter.py); None when it
+        # cannot tell, and each rule's own pre-checks decide.
+        possible = self._prefilter.possible(text)
+        for index, (rule, scan, needs, least) in enumerate(rules):
+            if possible is not None:
+                if index not in possible:
+                    continue
+            elif least and not _holds_enough(text, least, counted):
                 continue
-            if needs is not None:
+            elif needs is not None:
                 held = present.get(needs)
                 if held is None:
                     held = present[needs] = needs.holds(text)
@@ -236,6 +245,7 @@ class Anonymizer:
                 )
                 for rule in self.rules
             )
+            self._prefilter = Prefilter([rule.pattern for rule in self.rules])
             self._scanned = self.rules
         return self._scan_table
 

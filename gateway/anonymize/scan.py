@@ -38,7 +38,8 @@ _p: Any = importlib.import_module("re._parser")
 
 _END = "flywheel_scan_end"
 _NON_ASCII = "\\U00000080-\\U0010ffff"
-_CATEGORIES = {
+# A category's escape in a class, and the repeat opcodes: prefilter.py reads parses too.
+CATEGORY_ESCAPES = {
     _c.CATEGORY_DIGIT: "\\d",
     _c.CATEGORY_NOT_DIGIT: "\\D",
     _c.CATEGORY_WORD: "\\w",
@@ -46,8 +47,8 @@ _CATEGORIES = {
     _c.CATEGORY_SPACE: "\\s",
     _c.CATEGORY_NOT_SPACE: "\\S",
 }
+REPEATS = (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", _c.MAX_REPEAT))
 _ZERO_WIDTH = (_c.AT, _c.ASSERT_NOT)
-_REPEATS = (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", _c.MAX_REPEAT))
 
 
 class _Unknown(Exception):
@@ -127,7 +128,7 @@ def _count(items: list[tuple[Any, Any]], only: Callable[[Any, Any], bool]) -> in
             total += _count(av.data, only)
         elif op == _c.BRANCH:
             total += min(_count(branch.data, only) for branch in av[1])
-        elif op in _REPEATS:
+        elif op in REPEATS:
             total += av[0] * _count(av[2].data, only)
     return total
 
@@ -218,7 +219,7 @@ def _first_of(op: Any, av: Any, ignorecase: bool) -> tuple[str, bool] | None:
             parts.append(found[0])
             optional = optional or found[1]
         return "".join(parts), optional
-    if op in _REPEATS:
+    if op in REPEATS:
         low, _, sub = av
         found = _sequence(sub, ignorecase)
         if found is None:
@@ -251,8 +252,8 @@ def _class(items: list[tuple[Any, Any]], ignorecase: bool) -> str:
             ranges.append((av, av))
         elif op == _c.RANGE:
             ranges.append(av)
-        elif op == _c.CATEGORY and av in _CATEGORIES:
-            out.append(_CATEGORIES[av])
+        elif op == _c.CATEGORY and av in CATEGORY_ESCAPES:
+            out.append(CATEGORY_ESCAPES[av])
         else:
             raise _Unknown(op)
     return "".join(out) + _chars(ranges, ignorecase)
