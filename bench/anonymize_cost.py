@@ -11,9 +11,10 @@ tickets, code talk, with and without personal data), redacted with one pseudonym
 old file with `git show HEAD:gateway/anonymize.py > /tmp/anonymize_head.py`). The figure is the
 median of five passes over the same rows, in CPU microseconds per row (one core).
 
-Also printed: the same engine without the rules' pre-checks (issue 21), and with an export's
-span cache (`exporters.privacy.CACHE_TEXTS`) once every text has been seen (a repeated system
-prompt, few-shot block or tool schema). `--rules` prints what each rule costs per row with
+Also printed: the same engine without the Hyperscan pre-filter (gateway/anonymize/prefilter.py),
+without that and the rules' pre-checks (issue 21), and with an export's span cache
+(`exporters.privacy.CACHE_TEXTS`) once every text has been seen (a repeated system prompt,
+few-shot block or tool schema). `--rules` prints what each rule costs per row with
 plain `re`, with the Scanner, and with the Scanner behind its pre-check, and what the name
 finder costs.
 """
@@ -59,9 +60,17 @@ def per_row_microseconds(anonymizer: Any, rows: list[tuple[str, str]]) -> float:
     return statistics.median(one_pass() for _ in range(PASSES))
 
 
+def without_prefilter(anonymizer: Any) -> Any:
+    """Each rule behind its own pre-checks only: the Hyperscan pass (prefilter.py) never
+    tells."""
+    anonymizer._scanners()  # builds the pre-filter, which is then told to answer None
+    anonymizer._prefilter.possible = lambda text: None
+    return anonymizer
+
+
 def without_prechecks(anonymizer: Any) -> Any:
     anonymizer.rules = tuple(dataclasses.replace(rule, needs=None) for rule in anonymizer.rules)
-    return anonymizer
+    return without_prefilter(anonymizer)
 
 
 def per_rule(anonymizer: Any, rows: list[tuple[str, str]]) -> None:
@@ -118,8 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{args.rows} rows, {chars:.0f} characters per row on average")
     print(f"first Anonymizer() (reads the name lists): {build_ms:.1f} ms")
     print(f"current:  {per_row_microseconds(current, rows):8.1f} µs per row")
+    unfiltered = without_prefilter(Anonymizer())
+    print(f"no pre-filter: {per_row_microseconds(unfiltered, rows):8.1f} µs per row")
     plain = without_prechecks(Anonymizer())
-    print(f"no pre-checks: {per_row_microseconds(plain, rows):8.1f} µs per row")
+    print(f"no pre-filter, no pre-checks: {per_row_microseconds(plain, rows):8.1f} µs per row")
     from exporters.privacy import CACHE_TEXTS
 
     cached = Anonymizer(cache_size=CACHE_TEXTS)  # the warm-up pass fills it
