@@ -4,6 +4,7 @@ and Hyperscan differ (gateway/anonymize/prefilter.py). Redaction with it is what
 
 from __future__ import annotations
 
+import pickle
 import random
 import re
 
@@ -118,7 +119,44 @@ def test_redaction_with_it_is_the_same_as_without(
     rows = texts[:2000] + texts[-4000:]
     filtered = Anonymizer()
     with_it = [filtered.redact(text, {}) for text in rows]
-    assert filtered._prefilter.possible("text") is not None  # it was in use
+    assert filtered._scanners()[1].possible("text") is not None  # it was in use
     monkeypatch.setattr(Prefilter, "possible", lambda self, text: None)
     plain = Anonymizer()
     assert [plain.redact(text, {}) for text in rows] == with_it
+
+
+@pytest.mark.parametrize(
+    ("pattern", "flags", "text"),
+    [
+        # A group that sets ASCII or UNICODE drops the other, as `re` combines them.
+        (r"(?a:(?u:\w))", 0, "é"),
+        (r"(?a:(?u:\s))", 0, "\xa0"),
+        (r"(?u:Æ)", re.ASCII | re.IGNORECASE, "æ"),
+        (r"(?a)(?iu:é)", 0, "É"),
+        # Under IGNORECASE a reference matches its group's text in any case.
+        (r"(a)(?i:\1)", 0, "aA"),
+        (r"(?i)(?-i:(a))\1", 0, "aA"),
+        (r"(?i)(?-i:(é))\1", 0, "éÉ"),
+    ],
+)
+def test_a_second_readers_counterexamples(pattern: str, flags: int, text: str) -> None:
+    compiled = re.compile(pattern, flags)
+    assert compiled.search(text) is not None
+    possible = Prefilter([compiled]).possible(text)
+    assert possible is not None and 0 in possible
+
+
+def test_repeats_nested_deep_are_left_to_re() -> None:
+    # Hyperscan would take minutes to compile this one (`re` compiles it at once): it runs on
+    # every text, found or not.
+    deep = re.compile("(?:" * 30 + "a+" + ")+" * 30)
+    assert Prefilter([deep]).possible("b") == {0}
+
+
+def test_an_anonymizer_that_has_redacted_still_pickles() -> None:
+    anonymizer = Anonymizer()
+    text = "Ring Kari Nordmann på 912 34 567, kari@example.no."
+    before = anonymizer.redact(text, {})
+    copy = pickle.loads(pickle.dumps(anonymizer))
+    assert copy.redact(text, {}) == before
+    assert copy._scanners()[1].possible(text) is not None

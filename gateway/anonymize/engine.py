@@ -75,7 +75,7 @@ class Anonymizer:
         self.results = ResultCache(RESULT_BYTES if cache_size else 0)
         self._scanned: tuple[Rule, ...] | None = None
         self._scan_table: tuple[tuple[Rule, Scanner, Scanner | None, Fewest], ...] = ()
-        self._prefilter = Prefilter(())
+        self._prefilter = Prefilter(())  # replaced with the rules' own on first use
         # Short texts with nothing to find and no capital letter, so no later mention either:
         # their redaction is the text itself whoever the example holds. A body's roles and
         # finish reasons ("assistant", "stop") are half the strings an export redacts, and a
@@ -197,10 +197,10 @@ class Anonymizer:
         taken = bytearray(len(text))
         present: dict[Scanner, bool] = {}
         counted: dict[str, int] = {}  # each count made when a rule first asks for it
-        rules = self._scanners()
+        rules, prefilter = self._scanners()
         # Which rules can match, from one pass over the text (prefilter.py); None when it
         # cannot tell, and each rule's own pre-checks decide.
-        possible = self._prefilter.possible(text)
+        possible = prefilter.possible(text)
         for index, (rule, scan, needs, least) in enumerate(rules):
             if possible is not None:
                 if index not in possible:
@@ -224,10 +224,13 @@ class Anonymizer:
         spans += [(n.start, n.end, "person", n.text) for n in self.names.find(text, taken)]
         return tuple(sorted(spans))
 
-    def _scanners(self) -> tuple[tuple[Rule, Scanner, Scanner | None, Fewest], ...]:
+    def _scanners(
+        self,
+    ) -> tuple[tuple[tuple[Rule, Scanner, Scanner | None, Fewest], ...], Prefilter]:
         """Each rule with the Scanners of its pattern and pre-check and the fewest digits and
         marks a match holds (scan.fewest), looked up once: a pattern's hash covers its
-        compiled code, too slow to take per rule and text.
+        compiled code, too slow to take per rule and text. And the rules' pre-filter, which
+        numbers them as this table does.
 
         Counts are the cheapest pre-check of all: one count per text answers for every rule,
         and a short text with a case or order number holds too few digits for a card (13), a
@@ -247,7 +250,7 @@ class Anonymizer:
             )
             self._prefilter = Prefilter([rule.pattern for rule in self.rules])
             self._scanned = self.rules
-        return self._scan_table
+        return self._scan_table, self._prefilter
 
     def redact_name(
         self, value: str, people: dict[str, int], identifier: bool = False
