@@ -146,6 +146,13 @@ def test_a_second_readers_counterexamples(pattern: str, flags: int, text: str) -
     assert possible is not None and 0 in possible
 
 
+def test_a_pattern_hyperscan_refuses_runs_on_every_text() -> None:
+    too_large = re.compile("(?:a{1000}){1000}")  # Hyperscan: "Resource limit exceeded"
+    prefilter = Prefilter([too_large, re.compile("kari")])
+    assert prefilter.possible("no one") == {0}
+    assert prefilter.possible("kari") == {0, 1}  # the others still filtered
+
+
 def test_repeats_nested_deep_are_left_to_re() -> None:
     # Hyperscan would take minutes to compile this one (`re` compiles it at once): it runs on
     # every text, found or not.

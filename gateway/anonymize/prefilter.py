@@ -146,16 +146,25 @@ def _collect(index: int, start: int, end: int, flags: int, found: list[int]) -> 
 
 
 def _database(hyperscan: Any, usable: dict[int, bytes], always: set[int]) -> Any:
-    """The Hyperscan database of `usable`. A pattern it refuses (too large, say) moves to
-    `always`; None if Hyperscan cannot run on this machine or refuses them all."""
+    """The Hyperscan database of `usable` (~150 ms for the built-in rules, once a process). A
+    pattern it refuses (too large, say) moves to `always`; None if Hyperscan cannot run on
+    this machine or refuses them all."""
     flags = hyperscan.HS_FLAG_SINGLEMATCH  # which patterns match, not where or how often
-    for index, body in list(usable.items()):  # each alone: one refusal must not lose all
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    try:
+        database.compile(
+            expressions=list(usable.values()), ids=list(usable), elements=len(usable), flags=flags
+        )
+        return database
+    except hyperscan.ArchitectureError:
+        return None
+    except hyperscan.error:
+        pass
+    for index, body in list(usable.items()):  # one refusal must not lose them all
         try:
             hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK).compile(
                 expressions=[body], ids=[index], elements=1, flags=flags
             )
-        except hyperscan.ArchitectureError:
-            return None
         except hyperscan.error as exc:
             log.info("anonymizer pre-filter: pattern %d left to re (%s)", index, exc)
             del usable[index]
@@ -163,13 +172,9 @@ def _database(hyperscan: Any, usable: dict[int, bytes], always: set[int]) -> Any
     if not usable:
         return None
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    try:
-        database.compile(
-            expressions=list(usable.values()), ids=list(usable), elements=len(usable), flags=flags
-        )
-    except hyperscan.error as exc:
-        log.info("anonymizer pre-filter: not used (%s)", exc)
-        return None
+    database.compile(
+        expressions=list(usable.values()), ids=list(usable), elements=len(usable), flags=flags
+    )
     return database
 
 
