@@ -11,7 +11,7 @@ import re
 import pytest
 
 from bench.anonymize_recall import DEFAULT_CORPUS, load_corpus
-from gateway.anonymize import Anonymizer
+from gateway.anonymize import Anonymizer, prefilter
 from gateway.anonymize.patterns import BUILTIN_RULES
 from gateway.anonymize.prefilter import Prefilter, translate
 from tests.test_anonymize_scan import CONFIGURED
@@ -167,3 +167,22 @@ def test_an_anonymizer_that_has_redacted_still_pickles() -> None:
     copy = pickle.loads(pickle.dumps(anonymizer))
     assert copy.redact(text, {}) == before
     assert copy._scanners()[1].possible(text) is not None
+
+
+def test_compiled_in_a_child_or_in_this_process_it_answers_the_same(
+    texts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = [rule.pattern for rule in BUILTIN_RULES]
+    prefilter._compiled.cache_clear()
+    in_child = Prefilter(rules)
+    answers = [in_child.possible(text) for text in texts[:3000]]
+
+    def no_child(usable: object) -> None:
+        raise OSError("no process may be started here")
+
+    prefilter._compiled.cache_clear()
+    monkeypatch.setattr(prefilter, "_compile_in_child", no_child)
+    here = Prefilter(rules)
+    assert [here.possible(text) for text in texts[:3000]] == answers
+    assert any(answers)
+    prefilter._compiled.cache_clear()  # the next test compiles the usual way

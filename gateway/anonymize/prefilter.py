@@ -29,9 +29,14 @@ checks) found the first two; tests/test_anonymize_prefilter.py keeps them.
 
 from __future__ import annotations
 
+import base64
 import importlib
+import json
 import logging
+import os
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -100,8 +105,9 @@ def _compiled(patterns: tuple[tuple[str, int], ...]) -> Callable[[bytes], frozen
         return None
     try:
         return _scanner(hyperscan, patterns)
-    except Exception:  # the pre-filter is an optimisation: never a reason to fail redaction
-        log.exception("anonymizer pre-filter: not used")
+    except Exception as exc:  # an optimisation: never a reason to fail redaction
+        # A CPU Hyperscan cannot run on, a compile past CHILD_TIMEOUT_S, or a bug.
+        log.warning("anonymizer pre-filter: not used, each rule searches alone (%r)", exc)
         return None
 
 
@@ -125,11 +131,6 @@ def _scanner(
         else:
             usable[index] = body.encode("ascii")
     database = _database(hyperscan, usable, always) if usable else None
-    if usable and database is None:
-        log.info(
-            "anonymizer pre-filter: Hyperscan cannot run on this CPU; each rule searches alone"
-        )
-        return None
     base = frozenset(always)
     log.info(
         "anonymizer pre-filter: %d of %d rules in Hyperscan, %d on every text",
@@ -157,36 +158,88 @@ def _collect(index: int, start: int, end: int, flags: int, found: list[int]) -> 
 
 
 def _database(hyperscan: Any, usable: dict[int, bytes], always: set[int]) -> Any:
-    """The Hyperscan database of `usable` (~150 ms for the built-in rules, once a process). A
-    pattern it refuses (too large, say) moves to `always`; None if Hyperscan cannot run on
-    this machine or refuses them all."""
-    flags = hyperscan.HS_FLAG_SINGLEMATCH  # which patterns match, not where or how often
-    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    """The Hyperscan database of `usable`; a pattern it refuses (too large, say) moves to
+    `always`. None if it refuses them all.
+
+    Compiled in a child process, and only loaded here: compiling left ~10 MiB resident in the
+    process that did it (the compiler's code and its freed working memory), and a one-process
+    export of a million rows peaked 7.6 MiB higher for it, 145 MB of the 150 a process may
+    take (issue 21). Compiled here if no child can be started."""
     try:
+        refused, compiled = _compile_in_child(usable)
+    except subprocess.TimeoutExpired:
+        raise  # here it would take as long, and hold up the export meanwhile
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        log.info("anonymizer pre-filter: compiled in this process (%s)", exc)
+        refused, compiled = compile_database(usable)
+    for index in refused:
+        del usable[index]
+        always.add(index)
+    return None if compiled is None else hyperscan.loadb(compiled, hyperscan.HS_MODE_BLOCK)
+
+
+def compile_database(usable: dict[int, bytes]) -> tuple[list[int], bytes | None]:
+    """The patterns Hyperscan refuses, and the others' database, serialized (~0.4 MB for the
+    built-in rules, ~150 ms); None if it refuses them all. Raises hyperscan.ArchitectureError
+    on a CPU it cannot run on."""
+    import hyperscan
+
+    flags = hyperscan.HS_FLAG_SINGLEMATCH  # which patterns match, not where or how often
+
+    def compiled(patterns: dict[int, bytes]) -> Any:
+        database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         database.compile(
-            expressions=list(usable.values()), ids=list(usable), elements=len(usable), flags=flags
+            expressions=list(patterns.values()),
+            ids=list(patterns),
+            elements=len(patterns),
+            flags=flags,
         )
         return database
+
+    refused: list[int] = []
+    try:
+        return refused, hyperscan.dumpb(compiled(usable))
     except hyperscan.ArchitectureError:
-        return None
+        raise
     except hyperscan.error:
         pass
-    for index, body in list(usable.items()):  # one refusal must not lose them all
+    for index, body in usable.items():  # one refusal must not lose them all
         try:
-            hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK).compile(
-                expressions=[body], ids=[index], elements=1, flags=flags
-            )
-        except hyperscan.error as exc:
-            log.info("anonymizer pre-filter: pattern %d left to re (%s)", index, exc)
-            del usable[index]
-            always.add(index)
-    if not usable:
-        return None
-    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    database.compile(
-        expressions=list(usable.values()), ids=list(usable), elements=len(usable), flags=flags
+            compiled({index: body})
+        except hyperscan.error:
+            refused.append(index)
+    kept = {index: body for index, body in usable.items() if index not in refused}
+    return refused, hyperscan.dumpb(compiled(kept)) if kept else None
+
+
+# The child: the patterns as JSON on stdin, `compile_database`'s answer on stdout.
+_CHILD = """
+import base64, json, sys
+from gateway.anonymize.prefilter import compile_database
+usable = {int(i): body.encode("ascii") for i, body in json.load(sys.stdin).items()}
+refused, compiled = compile_database(usable)
+json.dump([refused, compiled and base64.b64encode(compiled).decode()], sys.stdout)
+"""
+
+
+def _compile_in_child(usable: dict[int, bytes]) -> tuple[list[int], bytes | None]:
+    patterns = json.dumps({index: body.decode("ascii") for index, body in usable.items()})
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD],
+        input=patterns,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=CHILD_TIMEOUT_S,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
-    return database
+    refused, compiled = json.loads(done.stdout)
+    return refused, None if compiled is None else base64.b64decode(compiled)
+
+
+# A compile that takes longer than this (a pattern past what MAX_NESTED_REPEATS keeps out) is
+# given up, and every rule searches alone.
+CHILD_TIMEOUT_S = 60
 
 
 # What a translation is when the pattern can match no Latin-1 text at all.
