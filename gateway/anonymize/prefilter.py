@@ -85,7 +85,8 @@ class Prefilter:
         try:
             return self._scan(data)
         except Exception:  # whatever Hyperscan raises, the rules can still run one by one
-            log.exception("anonymizer pre-filter: scan failed; rules run one by one")
+            log.exception("anonymizer pre-filter: scan failed; each rule searches alone now")
+            self._scan = None  # said once, not for every text
             return None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -95,8 +96,8 @@ class Prefilter:
 
 @cache
 def _compiled(patterns: tuple[tuple[str, int], ...]) -> Callable[[bytes], frozenset[int]] | None:
-    """One scanner per set of rules, kept for the process: Hyperscan compiles in milliseconds,
-    and an export or a test suite makes many Anonymizers of the same rules."""
+    """One scanner per set of rules, kept for the process: compiling takes ~0.3 s, and an
+    export or a test suite makes many Anonymizers of the same rules."""
     try:
         import hyperscan
     except ImportError:
