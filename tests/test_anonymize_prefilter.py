@@ -1,6 +1,7 @@
 """The pre-filter never leaves out a rule that matches: for every pattern the anonymizer runs
 and patterns an operator may configure, on the corpus and on fuzz of the characters where `re`
-and Hyperscan differ (gateway/anonymize/prefilter.py). Redaction with it is what it was without."""
+and Hyperscan differ, within Latin-1 and beyond it (gateway/anonymize/prefilter.py). Redaction
+with it is what it was without."""
 
 from __future__ import annotations
 
@@ -20,8 +21,15 @@ from tests.test_anonymize_scan import CONFIGURED
 # `\w`, `\d` and case do not (ª, ², µ, æ/Æ, ÿ, ß), the rules' separators, and the shapes they
 # look for, jumbled.
 ALPHABET = list(
-    " \t\n0123456789+-()./:@<>=_'\"#%,;aAkKsSxXoOnNgGbBeE"
+    " \t\n0123456789+-()./:@<>=_'\"#%,;?aAkKsSxXoOnNgGbBeE"
     "\u00aa\u00b2\u00b3\u00b5\u00b9\u00ba\u00bc\u00df\u00e6\u00c6\u00f8\u00d8\u00e5\u00c5\u00e9\u00c9\u00ff\u00a0"
+)
+# Beyond Latin-1, scanned as `?`: case folds into ASCII (the Kelvin sign, the long s, dotted and
+# dotless i), digits and spaces of other scripts, the punctuation answers are full of, emoji,
+# other scripts, a lone surrogate.
+BEYOND = list(
+    "\u212a\u017f\u0130\u0131\u0663\u2003\u3000\u2019\u201c\u2013\u2014\u2026"
+    "\U0001f600\u03a3\u03c3\u03c2\u0416\u4e2d\u0178\u1e9e\ud800"
 )
 SNIPPETS = [
     "NO93 8601 1117 947",
@@ -51,12 +59,17 @@ SNIPPETS = [
     "Ærlig",
     "øst",
     "Pasient:",
+    # Matched only through characters beyond Latin-1: digits of another script, case folds.
+    "\u0660\u0661\u0660\u0661\u0669\u0660 \u0661\u0662\u0663\u0664\u0665",
+    "\u0661\u0669\u0662.\u0661\u0666\u0668.\u0661.\u0662\u0660",
+    "\u212aari",
+    "ca\u017fe 12",
 ]
 CONFIGURED_RULES = [
     *CONFIGURED,
     re.compile(r"(\w)\1{2}"),  # a backreference: its group's pattern stands in for it
     re.compile(r"(?i:ÆRE)\s+\d"),  # case folding of Latin-1 letters is `re`'s own
-    re.compile(r"(?:Ω|ω)\d"),  # no Latin-1 text can match
+    re.compile(r"(?:Ω|ω)\d"),  # only characters beyond Latin-1 begin a match
     re.compile(r"(x)?(?(1)y|z)"),  # a conditional: not translated, runs on every text
 ]
 PATTERNS = [rule.pattern for rule in BUILTIN_RULES] + CONFIGURED_RULES
@@ -67,14 +80,14 @@ def texts() -> list[str]:
     corpus = [example.text for example in load_corpus(DEFAULT_CORPUS)]
     rng = random.Random(29)
     fuzz = ["".join(rng.choices(ALPHABET, k=rng.randint(0, 60))) for _ in range(6000)]
+    beyond = ["".join(rng.choices(ALPHABET + BEYOND, k=rng.randint(0, 60))) for _ in range(6000)]
     shapes = [
         " ".join(rng.choice(SNIPPETS + ALPHABET) for _ in range(rng.randint(1, 6)))
         for _ in range(6000)
     ]
     jumbled = ["".join(rng.sample(s, len(s))) for s in rng.choices(SNIPPETS, k=3000)]
-    latin1 = [t for t in corpus if max(t, default=" ") <= "\xff"]
-    cased = [*(t.upper() for t in latin1), *(t.lower() for t in latin1)]
-    return [*latin1, *cased, *fuzz, *shapes, *jumbled]
+    cased = [*(t.upper() for t in corpus), *(t.lower() for t in corpus)]
+    return [*corpus, *cased, *fuzz, *beyond, *shapes, *jumbled]
 
 
 def test_no_rule_with_a_match_is_left_out(texts: list[str]) -> None:
@@ -82,8 +95,7 @@ def test_no_rule_with_a_match_is_left_out(texts: list[str]) -> None:
     skipped = 0
     for text in texts:
         possible = prefilter.possible(text)
-        if possible is None:
-            continue  # upper() can leave Latin-1 (ÿ, µ): checked rule by rule
+        assert possible is not None
         for index, pattern in enumerate(PATTERNS):
             if pattern.search(text) is not None:
                 assert index in possible, (pattern.pattern[:60], text)
@@ -98,19 +110,26 @@ def test_what_it_cannot_read_runs_on_every_text() -> None:
     conditional = len(PATTERNS) - 1
     assert prefilter.possible(" - ") == {conditional}
     assert conditional in (prefilter.possible("plain words") or ())
-    # Beyond Latin-1, bytes no longer stand for characters: every rule is tried.
-    assert prefilter.possible("Ωmega 12 \u212aari") is None
-    assert prefilter.possible("lone \ud800 surrogate") is None
+    # Beyond Latin-1, a character is scanned as `?`: what can match one is not left out.
+    omega = PATTERNS.index(CONFIGURED_RULES[-2])
+    assert omega in (prefilter.possible("Ω3") or ())
+    assert omega not in (prefilter.possible("O3") or ())
 
 
 def test_the_translation_is_res_own_character_sets() -> None:
     # `\w` and `\d` as `re` reads them over Latin-1: ª and µ are letters, ² is a word character
     # but no digit; (?i) folds æ and Æ, not ASCII-only.
     assert "\\xaa" in translate(r"\w") and "\\xb2" in translate(r"\w")
-    assert translate(r"\d") == "[\\x30-\\x39]"
+    assert translate(r"\d", re.ASCII) == "[\\x30-\\x39]"
     assert translate(r"(?i)æ") == "[\\xc6\\xe6]"
     assert translate(r"\bfoo(?=bar)(?<!x)") == "[\\x66][\\x6f][\\x6f]"  # assertions left out
-    assert translate(r"Ω") == "(?!)"
+    # And `?`, which every character beyond Latin-1 is scanned as, where `re` matches one: `\d`
+    # matches ٣, (?i)k the Kelvin sign.
+    assert translate(r"\d") == "[\\x30-\\x39\\x3f]"
+    assert translate(r"(?i)k") == "[\\x3f\\x4b\\x6b]"
+    assert translate(r"k") == "[\\x6b]"
+    assert translate(r"Ω") == "[\\x3f]"
+    assert translate(r"[^\s\S]") == "(?!)"  # nothing matches
 
 
 def test_redaction_with_it_is_the_same_as_without(
@@ -181,7 +200,7 @@ def test_compiled_in_a_child_or_in_this_process_it_answers_the_same(
         raise OSError("no process may be started here")
 
     prefilter._compiled.cache_clear()
-    monkeypatch.setattr(prefilter, "_compile_in_child", no_child)
+    monkeypatch.setattr(prefilter, "_build_in_child", no_child)
     here = Prefilter(rules)
     assert [here.possible(text) for text in texts[:3000]] == answers
     assert any(answers)

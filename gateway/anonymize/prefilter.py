@@ -8,23 +8,25 @@ every rule's pattern over a text at once, in C with SIMD, and says which can mat
 Hyperscan is another regex engine: no lookarounds, no backreferences, bytes rather than
 characters, and its own idea of `\\w` and of case. So it does not run the rules' patterns: it
 runs a translation of each that matches wherever the pattern can (a superset), and the rules
-it names then run in `re` as before, so redaction is byte for byte what it was. The
-translation holds for texts of Latin-1 characters (98.7% of the anonymizer's benchmark
-corpus; Norwegian and English, accents included), encoded one byte a character:
+it names then run in `re` as before, so redaction is byte for byte what it was. A text is
+scanned as one byte a character: a Latin-1 character as itself, any other as `?` (curly
+quotes, dashes, emoji, other scripts; `str.encode("latin-1", "replace")`), and
 
-- every character class, literal and `.` becomes the set of bytes that `re` itself matches
-  with it, under the flags in force there (combined as `re` combines them), read by trying all
-  256 (so `\\w`, `\\d`, IGNORECASE on `æ`/`Æ` are `re`'s own, not Hyperscan's);
+- every character class, literal and `.` becomes the bytes of the Latin-1 characters `re`
+  itself matches with it, under the flags in force there (combined as `re` combines them),
+  read by trying all 256 (so `\\w`, `\\d`, IGNORECASE on `æ`/`Æ` are `re`'s own, not
+  Hyperscan's), and `?` too if it matches any character beyond Latin-1 (read by searching
+  them all, once per class: ~5 ms);
 - assertions (`\\b`, `^`, lookarounds) are left out, which only lets more through;
 - a backreference becomes its group's pattern: whatever the group matched, that matches;
 - lazy, possessive and atomic repeats become plain ones, which match at least as much.
 
-A text with a character beyond Latin-1, a machine without Hyperscan (it has wheels for x86-64
-Linux, macOS and Windows) or any error from it: every rule is checked on its own, as before. A
-pattern that is not translated runs on every text: a conditional group, a backreference under
-IGNORECASE (it matches its group's text in any case), repeats nested deeper than
-`MAX_NESTED_REPEATS`. A second reader's differential fuzz (33,300 random patterns, 400,000
-checks) found the first two; tests/test_anonymize_prefilter.py keeps them.
+A machine without Hyperscan (it has wheels for x86-64 Linux, macOS and Windows) or any error
+from it: every rule is checked on its own, as before. A pattern that is not translated runs on
+every text: a conditional group, a backreference under IGNORECASE (it matches its group's text
+in any case), repeats nested deeper than `MAX_NESTED_REPEATS`. A second reader's differential
+fuzz (33,300 random patterns, 400,000 checks) found the first two;
+tests/test_anonymize_prefilter.py keeps them.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import re
 import subprocess
 import sys
 import threading
+from array import array
 from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
@@ -64,8 +67,7 @@ class _Untranslatable(Exception):
 
 class Prefilter:
     """`possible(text)`: the indexes of the patterns that may match `text`, or None when it
-    cannot tell (a character beyond Latin-1, no Hyperscan); every pattern it leaves out has no
-    match in `text`."""
+    cannot tell (no Hyperscan); every pattern it leaves out has no match in `text`."""
 
     def __init__(self, patterns: Sequence[re.Pattern[str]]):
         # Compiled on first use: a process that never redacts never loads Hyperscan.
@@ -79,11 +81,7 @@ class Prefilter:
         if self._scan is None:
             return None
         try:
-            data = text.encode("latin-1")
-        except UnicodeEncodeError:
-            return None
-        try:
-            return self._scan(data)
+            return self._scan(text.encode("latin-1", "replace"))
         except Exception:  # whatever Hyperscan raises, the rules can still run one by one
             log.exception("anonymizer pre-filter: scan failed; each rule searches alone now")
             self._scan = None  # said once, not for every text
@@ -115,32 +113,24 @@ def _compiled(patterns: tuple[tuple[str, int], ...]) -> Callable[[bytes], frozen
 def _scanner(
     hyperscan: Any, patterns: tuple[tuple[str, int], ...]
 ) -> Callable[[bytes], frozenset[int]] | None:
-    always: set[int] = set()  # patterns every text may match: not translated, or empty
-    usable: dict[int, bytes] = {}
-    for index, (source, flags) in enumerate(patterns):
-        try:
-            body = translate(source, flags)
-        except Exception:  # whatever cannot be read runs on every text, which is safe
-            always.add(index)
-            continue
-        if body == _NEVER:
-            continue  # no Latin-1 text holds a match: never possible
-        # The translation is Python syntax too ((?:), [\xHH], {m,n}, |), so `re` can say
-        # whether it matches the empty string, which Hyperscan would report on every text.
-        if re.fullmatch(body, ""):
-            always.add(index)
-        else:
-            usable[index] = body.encode("ascii")
-    database = _database(hyperscan, usable, always) if usable else None
-    base = frozenset(always)
+    try:
+        built = _build_in_child(patterns)
+    except subprocess.TimeoutExpired:
+        raise  # here it would take as long, and hold up the export meanwhile
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        log.info("anonymizer pre-filter: compiled in this process (%s)", exc)
+        built = build(patterns)
+    always, scanned, compiled = built
     log.info(
         "anonymizer pre-filter: %d of %d rules in Hyperscan, %d on every text",
-        len(usable),
+        len(scanned),
         len(patterns),
         len(always),
     )
-    if database is None:
-        return lambda data: base  # nothing left for Hyperscan to look for
+    base = frozenset(always)
+    if compiled is None:
+        return lambda data: base  # nothing for Hyperscan to look for
+    database = hyperscan.loadb(compiled, hyperscan.HS_MODE_BLOCK)
     local = threading.local()  # a scratch space serves one scan at a time
 
     def scan(data: bytes) -> frozenset[int]:
@@ -158,84 +148,87 @@ def _collect(index: int, start: int, end: int, flags: int, found: list[int]) -> 
     found.append(index)
 
 
-def _database(hyperscan: Any, usable: dict[int, bytes], always: set[int]) -> Any:
-    """The Hyperscan database of `usable`; a pattern it refuses (too large, say) moves to
-    `always`. None if it refuses them all.
-
-    Compiled in a child process, and only loaded here: compiling left ~10 MiB resident in the
-    process that did it (the compiler's code and its freed working memory), and a one-process
-    export of a million rows peaked 7.6 MiB higher for it, 145 MB of the 150 a process may
-    take (issue 21). Compiled here if no child can be started."""
-    try:
-        refused, compiled = _compile_in_child(usable)
-    except subprocess.TimeoutExpired:
-        raise  # here it would take as long, and hold up the export meanwhile
-    except (OSError, subprocess.SubprocessError, ValueError) as exc:
-        log.info("anonymizer pre-filter: compiled in this process (%s)", exc)
-        refused, compiled = compile_database(usable)
-    for index in refused:
-        del usable[index]
-        always.add(index)
-    return None if compiled is None else hyperscan.loadb(compiled, hyperscan.HS_MODE_BLOCK)
+Built = tuple[list[int], list[int], bytes | None]
 
 
-def compile_database(usable: dict[int, bytes]) -> tuple[list[int], bytes | None]:
-    """The patterns Hyperscan refuses, and the others' database, serialized (~0.4 MB for the
-    built-in rules, ~150 ms); None if it refuses them all. Raises hyperscan.ArchitectureError
-    on a CPU it cannot run on."""
+def build(patterns: tuple[tuple[str, int], ...]) -> Built:
+    """The patterns to run on every text (not translated, matching the empty string, or
+    refused by Hyperscan: too large, say), those in the database, and the database,
+    serialized (~0.4 MB for the built-in rules; None if it holds none). A pattern in neither
+    list can match no text. Raises hyperscan.ArchitectureError on a CPU it cannot run on.
+
+    Run in a child process (`_build_in_child`): compiling left ~10 MiB resident in the process
+    that did it (the compiler's code and its freed working memory), and a one-process export
+    of a million rows peaked 7.6 MiB higher for it, 145 MB of the 150 a process may take
+    (issue 21); reading what each class matches beyond Latin-1 passes a 4 MB string."""
     import hyperscan
 
+    always: list[int] = []
+    usable: dict[int, bytes] = {}
+    for index, (source, flags) in enumerate(patterns):
+        try:
+            body = translate(source, flags)
+        except Exception:  # whatever cannot be read runs on every text, which is safe
+            always.append(index)
+            continue
+        if body == _NEVER:
+            continue  # no text holds a match: never possible
+        # The translation is Python syntax too ((?:), [\xHH], {m,n}, |), so `re` can say
+        # whether it matches the empty string, which Hyperscan would report on every text.
+        if re.fullmatch(body, ""):
+            always.append(index)
+        else:
+            usable[index] = body.encode("ascii")
     flags = hyperscan.HS_FLAG_SINGLEMATCH  # which patterns match, not where or how often
 
-    def compiled(patterns: dict[int, bytes]) -> Any:
+    def compiled(chosen: dict[int, bytes]) -> Any:
         database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         database.compile(
-            expressions=list(patterns.values()),
-            ids=list(patterns),
-            elements=len(patterns),
-            flags=flags,
+            expressions=list(chosen.values()), ids=list(chosen), elements=len(chosen), flags=flags
         )
         return database
 
-    refused: list[int] = []
+    if not usable:
+        return always, [], None
     try:
-        return refused, hyperscan.dumpb(compiled(usable))
+        return always, list(usable), hyperscan.dumpb(compiled(usable))
     except hyperscan.ArchitectureError:
         raise
     except hyperscan.error:
         pass
-    for index, body in usable.items():  # one refusal must not lose them all
+    for index, encoded in list(usable.items()):  # one refusal must not lose them all
         try:
-            compiled({index: body})
+            compiled({index: encoded})
         except hyperscan.error:
-            refused.append(index)
-    kept = {index: body for index, body in usable.items() if index not in refused}
-    return refused, hyperscan.dumpb(compiled(kept)) if kept else None
+            log.info("anonymizer pre-filter: pattern %d left to re (refused)", index)
+            del usable[index]
+            always.append(index)
+    if not usable:
+        return always, [], None
+    return always, list(usable), hyperscan.dumpb(compiled(usable))
 
 
-# The child: the patterns as JSON on stdin, `compile_database`'s answer on stdout.
+# The child: the patterns as JSON on stdin, `build`'s answer on stdout.
 _CHILD = """
 import base64, json, sys
-from gateway.anonymize.prefilter import compile_database
-usable = {int(i): body.encode("ascii") for i, body in json.load(sys.stdin).items()}
-refused, compiled = compile_database(usable)
-json.dump([refused, compiled and base64.b64encode(compiled).decode()], sys.stdout)
+from gateway.anonymize.prefilter import build
+always, scanned, compiled = build(tuple(map(tuple, json.load(sys.stdin))))
+json.dump([always, scanned, compiled and base64.b64encode(compiled).decode()], sys.stdout)
 """
 
 
-def _compile_in_child(usable: dict[int, bytes]) -> tuple[list[int], bytes | None]:
-    patterns = json.dumps({index: body.decode("ascii") for index, body in usable.items()})
+def _build_in_child(patterns: tuple[tuple[str, int], ...]) -> Built:
     done = subprocess.run(
         [sys.executable, "-c", _CHILD],
-        input=patterns,
+        input=json.dumps(patterns),
         capture_output=True,
         text=True,
         check=True,
         timeout=CHILD_TIMEOUT_S,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
-    refused, compiled = json.loads(done.stdout)
-    return refused, None if compiled is None else base64.b64decode(compiled)
+    always, scanned, compiled = json.loads(done.stdout)
+    return always, scanned, None if compiled is None else base64.b64decode(compiled)
 
 
 # A compile that takes longer than this (a pattern past what MAX_NESTED_REPEATS keeps out) is
@@ -243,13 +236,20 @@ def _compile_in_child(usable: dict[int, bytes]) -> tuple[list[int], bytes | None
 CHILD_TIMEOUT_S = 60
 
 
-# What a translation is when the pattern can match no Latin-1 text at all.
+# What a translation is when the pattern can match no text at all.
 _NEVER = "(?!)"
 
 
+@cache
+def _beyond_latin1() -> str:
+    """Every character beyond Latin-1, lone surrogates included (a stored body can hold
+    them), built once a process that translates (in ~40 ms; 4.4 MB)."""
+    return array("I", range(0x100, 0x110000)).tobytes().decode("utf-32-le", "surrogatepass")
+
+
 def translate(source: str, flags: int = 0) -> str:
-    """A Hyperscan pattern over Latin-1 bytes that matches wherever `source` can: see the
-    module's docstring. `_NEVER` if no Latin-1 text can match it."""
+    """A Hyperscan pattern over the bytes a text is scanned as that matches wherever `source`
+    can: see the module's docstring. `_NEVER` if no text can match it."""
     parsed = _p.parse(source, flags)
     flags = parsed.state.flags
     body = _sequence(list(parsed.data), flags, {})
@@ -263,7 +263,7 @@ def _sequence(
     for op, av in items:
         part = _node(op, av, flags, groups, depth)
         if part is None:
-            return None  # a part no Latin-1 text can match: neither can the sequence
+            return None  # a part no text can match: neither can the sequence
         parts.append(part)
     return "".join(parts)
 
@@ -272,13 +272,13 @@ def _node(op: Any, av: Any, flags: int, groups: dict[int, str], depth: int) -> s
     if op in _ASSERTIONS:
         return ""
     if op == _c.LITERAL:
-        return _bytes(f"\\U{av:08x}", flags)
+        return _bytes(f"\\U{av:08x}", flags, _within_latin1([(op, av)], flags))
     if op == _c.NOT_LITERAL:
         return _bytes(f"[^\\U{av:08x}]", flags)
     if op == _c.ANY:
         return _bytes(".", flags)
     if op == _c.IN:
-        return _bytes(_in_source(av), flags)
+        return _bytes(_in_source(av), flags, _within_latin1(av, flags))
     if op == _c.SUBPATTERN:
         group, add, remove, sub = av
         body = _sequence(list(sub.data), _combined(flags, add, remove), groups, depth)
@@ -336,12 +336,43 @@ def _in_source(items: list[tuple[Any, Any]]) -> str:
     return "[" + "".join(out) + "]"
 
 
+def _within_latin1(items: list[tuple[Any, Any]], flags: int) -> bool:
+    """Whether a class of these items plainly matches nothing beyond Latin-1: literals and
+    ranges below U+0100, no category, no negation, and under IGNORECASE no letter with a case
+    (which `re` then matches as it stands, as its compiler does). Anything else is asked of
+    `re` itself, which for a class that matches nothing beyond reads all 1.1 million
+    characters (~5 ms); most classes of the rules are this plain kind."""
+    ignorecase = bool(flags & re.IGNORECASE)
+    for op, av in items:
+        if op == _c.LITERAL:
+            low, high = av, av
+        elif op == _c.RANGE:
+            low, high = av
+        else:
+            return False
+        if high > 0xFF or (ignorecase and any(map(_cased, range(low, high + 1)))):
+            return False
+    return True
+
+
+# Whether `re` folds a character's case under IGNORECASE (private, hence looked up; without it
+# every character counts as cased, which only asks `re` more often).
+_cased: Callable[[int], bool] = getattr(
+    importlib.import_module("_sre"), "unicode_iscased", lambda code: True
+)
+
+
 @cache
-def _bytes(source: str, flags: int) -> str | None:
-    """The bytes `re` matches with the one-character pattern `source` under `flags`, as a
-    Hyperscan class; None if it matches none of them."""
+def _bytes(source: str, flags: int, within_latin1: bool = False) -> str | None:
+    """What the one-character pattern `source` matches under `flags`, as a Hyperscan class of
+    bytes: the Latin-1 characters it matches, and `?` if it matches any character beyond
+    (which texts are scanned with); None if it matches no character at all. `within_latin1`:
+    it is known to match none beyond."""
     pattern = re.compile(source, flags & (re.IGNORECASE | re.ASCII | re.DOTALL))
     codes = [code for code, char in enumerate(_LATIN1) if pattern.fullmatch(char)]
+    beyond = not within_latin1 and pattern.search(_beyond_latin1()) is not None
+    if beyond and ord("?") not in codes:
+        codes = sorted([*codes, ord("?")])
     if not codes:
         return None
     ranges: list[list[int]] = []
