@@ -24,9 +24,11 @@ quotes, dashes, emoji, other scripts; `str.encode("latin-1", "replace")`), and
 A machine without Hyperscan (it has wheels for x86-64 Linux, macOS and Windows) or any error
 from it: every rule is checked on its own, as before. A pattern that is not translated runs on
 every text: a conditional group, a backreference under IGNORECASE (it matches its group's text
-in any case), repeats nested deeper than `MAX_NESTED_REPEATS`. A second reader's differential
-fuzz (33,300 random patterns, 400,000 checks) found the first two;
-tests/test_anonymize_prefilter.py keeps them.
+in any case), repeats nested deeper than `MAX_NESTED_REPEATS`. A long top-level alternation
+(an `anonymize.words` list) goes in as one expression per alternative, under its rule's number,
+since Hyperscan takes no expression of 16,000 characters or more. Two second readers'
+differential fuzz (~470,000 checks against `re`) found the IGNORECASE backreference and nested
+type flags (`(?a:(?u:\\w))`) wrong at first; tests/test_anonymize_prefilter.py keeps them.
 """
 
 from __future__ import annotations
@@ -59,6 +61,13 @@ _TYPE_FLAGS = re.ASCII | re.UNICODE | getattr(_p, "TYPE_FLAGS", 0)
 # (25 deep took 0.8 s, 100 deep minutes; `re` compiles them at once). The rules nest two.
 MAX_NESTED_REPEATS = 6
 _ATOMIC = getattr(_c, "ATOMIC_GROUP", None)
+# What a translation is when the pattern can match no text at all.
+_NEVER = "(?!)"
+# A build that takes longer than this (a pattern past what MAX_NESTED_REPEATS keeps out) is
+# given up, and every rule searches alone.
+CHILD_TIMEOUT_S = 60
+# One scanner is built at a time: threads redacting their first text at once wait for it.
+_BUILDING = threading.Lock()
 
 
 class _Untranslatable(Exception):
@@ -73,11 +82,12 @@ class Prefilter:
         # Compiled on first use: a process that never redacts never loads Hyperscan.
         self._patterns = tuple((p.pattern, p.flags) for p in patterns)
         self._scan: Callable[[bytes], frozenset[int]] | None = None
-        self._compiled = False
+        self._ready = False
 
     def possible(self, text: str) -> frozenset[int] | None:
-        if not self._compiled:
-            self._scan, self._compiled = _compiled(self._patterns), True
+        if not self._ready:
+            with _BUILDING:
+                self._scan, self._ready = _scanner_of(self._patterns), True
         if self._scan is None:
             return None
         try:
@@ -89,12 +99,14 @@ class Prefilter:
 
     def __getstate__(self) -> dict[str, Any]:
         # The scanner holds Hyperscan's database, which does not pickle: compiled again.
-        return {"_patterns": self._patterns, "_scan": None, "_compiled": False}
+        return {"_patterns": self._patterns, "_scan": None, "_ready": False}
 
 
 @cache
-def _compiled(patterns: tuple[tuple[str, int], ...]) -> Callable[[bytes], frozenset[int]] | None:
-    """One scanner per set of rules, kept for the process: compiling takes ~0.3 s, and an
+def _scanner_of(
+    patterns: tuple[tuple[str, int], ...],
+) -> Callable[[bytes], frozenset[int]] | None:
+    """One scanner per set of rules, kept for the process: building it takes ~0.4 s, and an
     export or a test suite makes many Anonymizers of the same rules."""
     try:
         import hyperscan
@@ -115,11 +127,9 @@ def _scanner(
 ) -> Callable[[bytes], frozenset[int]] | None:
     try:
         built = _build_in_child(patterns)
-    except subprocess.TimeoutExpired:
-        raise  # here it would take as long, and hold up the export meanwhile
-    except (OSError, subprocess.SubprocessError, ValueError) as exc:
-        log.info("anonymizer pre-filter: compiled in this process (%s)", exc)
-        built = build(patterns)
+    except _NoChild as exc:
+        log.info("anonymizer pre-filter: built in this process (%s)", exc)
+        built = _build(patterns)
     always, scanned, compiled = built
     log.info(
         "anonymizer pre-filter: %d of %d rules in Hyperscan, %d on every text",
@@ -151,7 +161,7 @@ def _collect(index: int, start: int, end: int, flags: int, found: list[int]) -> 
 Built = tuple[list[int], list[int], bytes | None]
 
 
-def build(patterns: tuple[tuple[str, int], ...]) -> Built:
+def _build(patterns: tuple[tuple[str, int], ...]) -> Built:
     """The patterns to run on every text (not translated, matching the empty string, or
     refused by Hyperscan: too large, say), those in the database, and the database,
     serialized (~0.4 MB for the built-in rules; None if it holds none). A pattern in neither
@@ -164,28 +174,28 @@ def build(patterns: tuple[tuple[str, int], ...]) -> Built:
     import hyperscan
 
     always: list[int] = []
-    usable: dict[int, bytes] = {}
+    usable: dict[int, list[bytes]] = {}
     for index, (source, flags) in enumerate(patterns):
         try:
-            body = translate(source, flags)
+            alternatives = translate_alternatives(source, flags)
         except Exception:  # whatever cannot be read runs on every text, which is safe
             always.append(index)
             continue
-        if body == _NEVER:
+        if not alternatives:
             continue  # no text holds a match: never possible
         # The translation is Python syntax too ((?:), [\xHH], {m,n}, |), so `re` can say
         # whether it matches the empty string, which Hyperscan would report on every text.
-        if re.fullmatch(body, ""):
+        if any(re.fullmatch(body, "") for body in alternatives):
             always.append(index)
         else:
-            usable[index] = body.encode("ascii")
+            usable[index] = [body.encode("ascii") for body in alternatives]
     flags = hyperscan.HS_FLAG_SINGLEMATCH  # which patterns match, not where or how often
 
-    def compiled(chosen: dict[int, bytes]) -> Any:
+    def compiled(chosen: dict[int, list[bytes]]) -> Any:
+        expressions = [body for bodies in chosen.values() for body in bodies]
+        ids = [index for index, bodies in chosen.items() for _ in bodies]
         database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        database.compile(
-            expressions=list(chosen.values()), ids=list(chosen), elements=len(chosen), flags=flags
-        )
+        database.compile(expressions=expressions, ids=ids, elements=len(ids), flags=flags)
         return database
 
     if not usable:
@@ -196,11 +206,10 @@ def build(patterns: tuple[tuple[str, int], ...]) -> Built:
         raise
     except hyperscan.error:
         pass
-    for index, encoded in list(usable.items()):  # one refusal must not lose them all
+    for index, bodies in list(usable.items()):  # one refusal must not lose them all
         try:
-            compiled({index: encoded})
+            compiled({index: bodies})
         except hyperscan.error:
-            log.info("anonymizer pre-filter: pattern %d left to re (refused)", index)
             del usable[index]
             always.append(index)
     if not usable:
@@ -208,43 +217,70 @@ def build(patterns: tuple[tuple[str, int], ...]) -> Built:
     return always, list(usable), hyperscan.dumpb(compiled(usable))
 
 
-# The child: the patterns as JSON on stdin, `build`'s answer on stdout.
-_CHILD = """
+class _NoChild(Exception):
+    """No child could build the scanner; this process builds it instead."""
+
+
+# The child: the patterns as JSON on stdin; `_build`'s answer on stdout, after a marker, since
+# a site customisation may print first.
+_MARK = "flywheel-prefilter:"
+_CHILD = f"""
 import base64, json, sys
-from gateway.anonymize.prefilter import build
-always, scanned, compiled = build(tuple(map(tuple, json.load(sys.stdin))))
-json.dump([always, scanned, compiled and base64.b64encode(compiled).decode()], sys.stdout)
+from gateway.anonymize.prefilter import _build
+always, scanned, compiled = _build(tuple(map(tuple, json.load(sys.stdin))))
+compiled = compiled and base64.b64encode(compiled).decode()
+print("{_MARK}" + json.dumps([always, scanned, compiled]))
 """
 
 
 def _build_in_child(patterns: tuple[tuple[str, int], ...]) -> Built:
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD],
-        input=json.dumps(patterns),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=CHILD_TIMEOUT_S,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    always, scanned, compiled = json.loads(done.stdout)
+    # A frozen application's executable is the application, not Python.
+    if getattr(sys, "frozen", False) or not sys.executable:
+        raise _NoChild("no Python interpreter to start")
+    try:
+        done = subprocess.run(
+            # -P: not the working directory first on the path, where a `gateway/` or `json.py`
+            # would stand in for the real one.
+            [sys.executable, "-P", "-c", _CHILD],
+            input=json.dumps(patterns),
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT_S,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+    except OSError as exc:
+        raise _NoChild(f"cannot start {sys.executable}: {exc}") from exc
+    if done.returncode < 0:
+        # Killed (out of memory, say): building here would meet the same end.
+        raise RuntimeError(f"the build was killed by signal {-done.returncode}")
+    _, marked, answer = done.stdout.rpartition(_MARK)
+    if done.returncode != 0 or not marked:
+        raise _NoChild(f"it failed: {done.stderr.strip()[-500:]}")
+    always, scanned, compiled = json.loads(answer)
     return always, scanned, None if compiled is None else base64.b64decode(compiled)
 
 
-# A compile that takes longer than this (a pattern past what MAX_NESTED_REPEATS keeps out) is
-# given up, and every rule searches alone.
-CHILD_TIMEOUT_S = 60
-
-
-# What a translation is when the pattern can match no text at all.
-_NEVER = "(?!)"
-
-
-@cache
-def _beyond_latin1() -> str:
-    """Every character beyond Latin-1, lone surrogates included (a stored body can hold
-    them), built once a process that translates (in ~40 ms; 4.4 MB)."""
-    return array("I", range(0x100, 0x110000)).tobytes().decode("utf-32-le", "surrogatepass")
+def translate_alternatives(source: str, flags: int = 0) -> list[str]:
+    """`translate(source)` as alternatives, one expression each (empty if nothing can match):
+    a pattern with an alternation among its top-level parts (`\\b(?:kari|ola)\\b`, as
+    `anonymize.words` lists are) gives one per branch, so a long list fits Hyperscan's limit on
+    an expression's length."""
+    parsed = _p.parse(source, flags)
+    flags = parsed.state.flags
+    items = list(parsed.data)
+    split = next((i for i, (op, _) in enumerate(items) if op == _c.BRANCH), None)
+    if split is None:
+        body = _sequence(items, flags, {})
+        return [] if body is None else [body]
+    # X(?:a|b)Y matches where XaY or XbY does. (`re` itself factors a shared prefix out of the
+    # branches: kunde0001|kunde0002 parses as kunde, then the branch.)
+    groups: dict[int, str] = {}
+    before = _sequence(items[:split], flags, groups)
+    branches = [_sequence(list(branch.data), flags, groups) for branch in items[split][1][1]]
+    after = _sequence(items[split + 1 :], flags, groups)
+    if before is None or after is None:
+        return []
+    return [before + branch + after for branch in branches if branch is not None]
 
 
 def translate(source: str, flags: int = 0) -> str:
@@ -363,6 +399,13 @@ _cased: Callable[[int], bool] = getattr(
 
 
 @cache
+def _beyond_latin1() -> str:
+    """Every character beyond Latin-1, lone surrogates included (a stored body can hold
+    them), built once a process that translates (in ~40 ms; 4.4 MB)."""
+    return array("I", range(0x100, 0x110000)).tobytes().decode("utf-32-le", "surrogatepass")
+
+
+@cache
 def _bytes(source: str, flags: int, within_latin1: bool = False) -> str | None:
     """What the one-character pattern `source` matches under `flags`, as a Hyperscan class of
     bytes: the Latin-1 characters it matches, and `?` if it matches any character beyond
@@ -375,6 +418,8 @@ def _bytes(source: str, flags: int, within_latin1: bool = False) -> str | None:
         codes = sorted([*codes, ord("?")])
     if not codes:
         return None
+    if len(codes) == 1:
+        return _byte(codes[0])
     ranges: list[list[int]] = []
     for code in codes:
         if ranges and ranges[-1][1] == code - 1:
@@ -382,6 +427,13 @@ def _bytes(source: str, flags: int, within_latin1: bool = False) -> str | None:
         else:
             ranges.append([code, code])
     body = "".join(
-        f"\\x{low:02x}" if low == high else f"\\x{low:02x}-\\x{high:02x}" for low, high in ranges
+        _byte(low) if low == high else f"{_byte(low)}-{_byte(high)}" for low, high in ranges
     )
     return f"[{body}]"
+
+
+def _byte(code: int) -> str:
+    """A byte as Hyperscan reads it in or out of a class: a letter or digit as itself, any
+    other escaped (short, since a word list is one rule and an expression has a length limit)."""
+    char = chr(code)
+    return char if char.isascii() and char.isalnum() else f"\\x{code:02x}"
