@@ -98,7 +98,7 @@ class Prefilter:
             return None
 
     def __getstate__(self) -> dict[str, Any]:
-        # The scanner holds Hyperscan's database, which does not pickle: compiled again.
+        # The scanner holds Hyperscan's database, which does not pickle: built again.
         return {"_patterns": self._patterns, "_scan": None, "_ready": False}
 
 
@@ -117,7 +117,7 @@ def _scanner_of(
     try:
         return _scanner(hyperscan, patterns)
     except Exception as exc:  # an optimisation: never a reason to fail redaction
-        # A CPU Hyperscan cannot run on, a compile past CHILD_TIMEOUT_S, or a bug.
+        # A CPU Hyperscan cannot run on, a build past CHILD_TIMEOUT_S or killed, or a bug.
         log.warning("anonymizer pre-filter: not used, each rule searches alone (%r)", exc)
         return None
 
