@@ -74,8 +74,7 @@ class Anonymizer:
         self.spans = SpanCache(cache_size)
         self.results = ResultCache(RESULT_BYTES if cache_size else 0)
         self._scanned: tuple[Rule, ...] | None = None
-        self._scan_table: tuple[tuple[Rule, Scanner, Scanner | None, Fewest], ...] = ()
-        self._prefilter = Prefilter(())  # replaced with the rules' own on first use
+        self._scan_table: tuple[ScanTable, Prefilter] | None = None
         # Short texts with nothing to find and no capital letter, so no later mention either:
         # their redaction is the text itself whoever the example holds. A body's roles and
         # finish reasons ("assistant", "stop") are half the strings an export redacts, and a
@@ -224,9 +223,7 @@ class Anonymizer:
         spans += [(n.start, n.end, "person", n.text) for n in self.names.find(text, taken)]
         return tuple(sorted(spans))
 
-    def _scanners(
-        self,
-    ) -> tuple[tuple[tuple[Rule, Scanner, Scanner | None, Fewest], ...], Prefilter]:
+    def _scanners(self) -> tuple[ScanTable, Prefilter]:
         """Each rule with the Scanners of its pattern and pre-check and the fewest digits and
         marks a match holds (scan.fewest), looked up once: a pattern's hash covers its
         compiled code, too slow to take per rule and text. And the rules' pre-filter, which
@@ -238,8 +235,9 @@ class Anonymizer:
         colons for a URL with a password (2) (issue 21: on an export's short unique turns,
         "Case 12345: please reply to p12345@x.no", the rules take 18% fewer instructions,
         172k -> 141k a text under valgrind)."""
-        if self._scanned is not self.rules:  # made on first use, again if rules are replaced
-            self._scan_table = tuple(
+        if self._scan_table is None or self._scanned is not self.rules:
+            # Made on first use, again if rules are replaced.
+            table = tuple(
                 (
                     rule,
                     scanner(rule.pattern),
@@ -248,9 +246,9 @@ class Anonymizer:
                 )
                 for rule in self.rules
             )
-            self._prefilter = Prefilter([rule.pattern for rule in self.rules])
+            self._scan_table = table, Prefilter([rule.pattern for rule in self.rules])
             self._scanned = self.rules
-        return self._scan_table, self._prefilter
+        return self._scan_table
 
     def redact_name(
         self, value: str, people: dict[str, int], identifier: bool = False
@@ -454,6 +452,8 @@ def _result_cost(result: Result) -> int:
 
 # (what, how many) a match of a rule holds at least: scan.DIGITS or a mark such as "@".
 Fewest = tuple[tuple[str, int], ...]
+# Each rule with the Scanners of its pattern and pre-check, and its Fewest.
+ScanTable = tuple[tuple[Rule, Scanner, Scanner | None, Fewest], ...]
 
 
 def _holds_enough(text: str, least: Fewest, counted: dict[str, int]) -> bool:

@@ -61,8 +61,6 @@ _TYPE_FLAGS = re.ASCII | re.UNICODE | getattr(_p, "TYPE_FLAGS", 0)
 # (25 deep took 0.8 s, 100 deep minutes; `re` compiles them at once). The rules nest two.
 MAX_NESTED_REPEATS = 6
 _ATOMIC = getattr(_c, "ATOMIC_GROUP", None)
-# What a translation is when the pattern can match no text at all.
-_NEVER = "(?!)"
 # A build that takes longer than this (a pattern past what MAX_NESTED_REPEATS keeps out) is
 # given up, and every rule searches alone.
 CHILD_TIMEOUT_S = 60
@@ -177,7 +175,7 @@ def _build(patterns: tuple[tuple[str, int], ...]) -> Built:
     usable: dict[int, list[bytes]] = {}
     for index, (source, flags) in enumerate(patterns):
         try:
-            alternatives = translate_alternatives(source, flags)
+            alternatives = translate(source, flags)
         except Exception:  # whatever cannot be read runs on every text, which is safe
             always.append(index)
             continue
@@ -260,9 +258,10 @@ def _build_in_child(patterns: tuple[tuple[str, int], ...]) -> Built:
     return always, scanned, None if compiled is None else base64.b64decode(compiled)
 
 
-def translate_alternatives(source: str, flags: int = 0) -> list[str]:
-    """`translate(source)` as alternatives, one expression each (empty if nothing can match):
-    a pattern with an alternation among its top-level parts (`\\b(?:kari|ola)\\b`, as
+def translate(source: str, flags: int = 0) -> list[str]:
+    """Hyperscan expressions over the bytes a text is scanned as that together match wherever
+    `source` can (see the module's docstring); none if no text can match it. A pattern with an
+    alternation among its top-level parts (`\\b(?:kari|ola)\\b`, as
     `anonymize.words` lists are) gives one per branch, so a long list fits Hyperscan's limit on
     an expression's length."""
     parsed = _p.parse(source, flags)
@@ -281,15 +280,6 @@ def translate_alternatives(source: str, flags: int = 0) -> list[str]:
     if before is None or after is None:
         return []
     return [before + branch + after for branch in branches if branch is not None]
-
-
-def translate(source: str, flags: int = 0) -> str:
-    """A Hyperscan pattern over the bytes a text is scanned as that matches wherever `source`
-    can: see the module's docstring. `_NEVER` if no text can match it."""
-    parsed = _p.parse(source, flags)
-    flags = parsed.state.flags
-    body = _sequence(list(parsed.data), flags, {})
-    return _NEVER if body is None else body
 
 
 def _sequence(
