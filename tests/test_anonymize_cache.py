@@ -5,9 +5,10 @@ rule tried on every text, nothing kept) byte for byte, counts and pseudonym numb
 from __future__ import annotations
 
 import dataclasses
+import gc
 import random
 import re
-import sys
+import tracemalloc
 from array import array
 
 import pytest
@@ -15,14 +16,15 @@ import pytest
 from bench.anonymize_recall import DEFAULT_CORPUS, load_corpus
 from gateway.anonymize import Anonymizer, Redaction
 from gateway.anonymize.engine import (
-    ENTRY_BYTES,
     SPAN_ENTRY_BYTES,
     ResultCache,
     SpanCache,
-    _result_cost,
+    _kept_cost,
+    _pack,
+    _unpack,
 )
 from gateway.anonymize.names import later_mentions
-from gateway.anonymize.patterns import BUILTIN_RULES, DIGIT
+from gateway.anonymize.patterns import BUILTIN_RULES, DIGIT, Rule
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +261,7 @@ def test_a_redaction_is_reused_only_with_the_same_pseudonym_table() -> None:
 
 
 def test_the_result_cache_keeps_at_most_its_size_in_bytes() -> None:
-    entry = ENTRY_BYTES + sys.getsizeof("x" * 9)
+    entry = _kept_cost(_pack(("x" * 9, (), ())))
     cache = ResultCache(entry * 100)
     for n in range(100):
         cache.put(bytes([n]), ("x" * 9, (), ()))
@@ -272,26 +274,61 @@ def test_the_result_cache_keeps_at_most_its_size_in_bytes() -> None:
     assert cache.get(b"long") is None
 
 
-def test_the_result_cache_counts_the_pseudonyms_a_text_added() -> None:
-    """A list of patients adds a pseudonym per name and part: counted by the redacted text's
-    length alone, such results took ten times the cache's size."""
-    anonymizer = Anonymizer(cache_size=100)
+def _patients(anonymizer: Anonymizer, count: int) -> str:
     lexicon = anonymizer.lexicon
     given = sorted(n for n in lexicon.given if n.isalpha() and n not in lexicon.common_words)
     family = sorted(
         n for n in lexicon.family if n.isalpha() and n not in lexicon.family_common_words
     )
-    patients = "\n".join(f"Pasient: {given[n]} {family[n]}, rom {n}." for n in range(100))
+    return "\n".join(
+        f"Pasient: {given[n]} {family[n]}, rom {n}. Smerter \u2013 «verre»." for n in range(count)
+    )
+
+
+def test_the_result_cache_holds_no_more_memory_than_its_size() -> None:
+    """What the cache counts is what it holds, as tracemalloc measures it: a list of patients
+    adds a pseudonym per name and part, and a text beyond Latin-1 takes more than a byte a
+    character (counted by the redacted text's length alone, such results took ten times the
+    cache's size)."""
+    anonymizer = Anonymizer(cache_size=100)
     people: dict[str, int] = {}
-    result = anonymizer.redact(patients, people)
+    result = anonymizer.redact(_patients(anonymizer, 100), people)
     added = tuple(people.items())
     assert len(added) >= 200  # the names and their parts
     kept = (result.text, tuple(result.counts.items()), added)
-    cache = ResultCache(_result_cost(kept) * 100)
-    for n in range(200):
-        cache.put(bytes([n]), kept)
-    held = sum(
-        sys.getsizeof(text) + sum(sys.getsizeof(pair) + sys.getsizeof(pair[0]) for pair in pairs)
-        for (text, _, pairs), _ in cache._results.values()
-    )
-    assert len(cache._results) == 100 and held <= cache.size
+    cache = ResultCache(_kept_cost(_pack(kept)) * 100)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for n in range(200):
+            # Each its own copy, as each redaction makes one.
+            cache.put(n.to_bytes(16, "big"), (result.text.encode().decode(), kept[1], added))
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(cache._results) == 100 and held <= cache.size * 1.05
+
+
+def test_a_kept_result_comes_back_as_it_went_in() -> None:
+    anonymizer = Anonymizer(cache_size=100)
+    people: dict[str, int] = {}
+    text = (
+        _patients(anonymizer, 5) + " \ud800 \u2713 \U0001d518"
+    )  # a lone surrogate, a check mark, a Fraktur U
+    result = anonymizer.redact(text, people)
+    kept = (result.text, tuple(result.counts.items()), tuple(people.items()))
+    assert _unpack(_pack(kept)) == kept
+    assert _unpack(_pack(("no one", (), ()))) == ("no one", (), ())
+
+
+def test_a_result_naming_someone_with_nul_is_redacted_each_time() -> None:
+    """Names are kept joined by NUL: one that holds NUL (only an operator's rule of kind
+    `person` can find one) is not kept, and still redacted the same."""
+    rule = Rule("person", re.compile(r"Agent\x00\d+"))
+    anonymizer = Anonymizer(extra_rules=[rule], cache_size=100)
+    text = "Ticket handled by Agent\x0042 and Agent\x0043. " * 20
+    first = anonymizer.redact(text, {})
+    assert first.text.startswith("Ticket handled by [PERSON_1] and [PERSON_2].")
+    assert not anonymizer.results._results
+    assert anonymizer.redact(text, {}) == first

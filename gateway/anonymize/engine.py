@@ -389,17 +389,16 @@ SPAN_ENTRY_BYTES = 240
 # so at most ~3 MB even if every one took four bytes a character.
 CLEAN_TEXTS = 10_000
 CLEAN_CHARS = 64
-# What `ResultCache` may hold with a span cache, in bytes as `_result_cost` counts them (what
-# tracemalloc measures, within a few percent): room for 3,000 prompts of 1 KB that carry
-# personal data, ~5 KB each with their UTF-8 and their score of pseudonyms. (Counted by length
-# until 2026-12-01, 4 MB as counted took these ~15 MB.)
+# What `ResultCache` may hold with a span cache, in bytes as `_kept_cost` counts them (what
+# tracemalloc measures, within a few percent): room for ~9,000 prompts of 1 KB that carry
+# personal data (~1.7 KB each, packed) or ~1,200 of 10 KB (~12 KB). (Counted by length until
+# 2026-12-01, 4 MB as counted took ~15 MB; kept unpacked until 2026-12-01, ~5 and ~44 KB.)
 RESULT_BYTES = 15_000_000
 # Shorter texts are redacted from their spans each time: remembering one costs about as much.
 REMEMBERED_FROM_CHARS = 256
-# What an entry costs besides its texts: the key, the tuples, the dict's slot.
-ENTRY_BYTES = 256
-# What one pseudonym added by a text costs besides its name: its pair and the pair's slot.
-ADDED_BYTES = 80
+# What an entry costs besides its bytes (tracemalloc measured ~310): the key, the tuples, the
+# dict's slot.
+ENTRY_BYTES = 300
 # A redacted text, its counts, and what it added to the pseudonym table, in order.
 Result = tuple[str, tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]
 
@@ -407,47 +406,75 @@ Result = tuple[str, tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]
 class ResultCache:
     """Redactions of texts that hold personal data, keyed by a digest of the text and the
     pseudonym table they met, least recently used first out, at most `size` bytes in all as
-    `_result_cost` counts them (it keeps the redacted text, unlike SpanCache, and the names the
-    text added to the table). `size` 0 keeps nothing."""
+    `_kept_cost` counts them (it keeps the redacted text, unlike SpanCache, and the names the
+    text added to the table). `size` 0 keeps nothing.
+
+    An entry is kept packed (`Kept`): the redacted text as UTF-8 and the names it added joined
+    by NUL, their numbers in an array. As a `Result`, a 10 KB prompt naming 60 people took
+    ~44 KB: the text, the UTF-8 copy orjson leaves on a string it has written, and 136 pairs
+    of a name and its number. Packed it takes ~12 KB, and each hit makes a new string that
+    leaves with its record (issue 21: the budget held ~340 of the export bench's 2,000 prompts
+    of 10 KB, read in turn, so none was ever found again and every row redacted its prompt
+    anew)."""
 
     def __init__(self, size: int):
         self.size = size
         self.bytes = 0
-        # Each result with what it was charged: what it would be charged later can differ (see
-        # `_result_cost`), and the bound holds only if an entry gives back what it took.
-        self._results: OrderedDict[bytes, tuple[Result, int]] = OrderedDict()
+        # Each entry with what it was charged: the bound holds only if an entry gives back
+        # what it took.
+        self._results: OrderedDict[bytes, tuple[Kept, int]] = OrderedDict()
 
     def get(self, key: bytes) -> Result | None:
         found = self._results.get(key)
         if found is None:
             return None
         self._results.move_to_end(key)
-        return found[0]
+        return _unpack(found[0])
 
     def put(self, key: bytes, result: Result) -> None:
-        cost = _result_cost(result)
+        kept = _pack(result)
+        if kept is None:
+            return
+        cost = _kept_cost(kept)
         if cost > self.size // 100:
             return  # a text this long would push out a hundred others
         replaced = self._results.get(key)
         if replaced is not None:
             self.bytes -= replaced[1]
-        self._results[key] = (result, cost)
+        self._results[key] = (kept, cost)
         self.bytes += cost
         while self.bytes > self.size:
             _, (_, charged) = self._results.popitem(last=False)
             self.bytes -= charged
 
 
-def _result_cost(result: Result) -> int:
-    """Bytes a result takes, about, as Python holds them rather than by length: a text with a
-    character outside Latin-1 takes two or four bytes a character; a text outside ASCII keeps
-    its UTF-8 as well once orjson has written it, and every redacted text goes into a record;
-    a list of patients adds a pseudonym for each name and each of its parts. Counted by the
-    text's length alone, such results took two to ten times what was counted."""
-    text, _, added = result
-    utf8 = 0 if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-    names = sum(ADDED_BYTES + sys.getsizeof(name) for name, _ in added)
-    return sys.getsizeof(text) + utf8 + ENTRY_BYTES + names
+# A Result as ResultCache keeps it: the text's UTF-8, its counts, the names joined by NUL and
+# their numbers.
+Kept = tuple[bytes, tuple[tuple[str, int], ...], str, "array[int]"]
+
+
+def _pack(result: Result) -> Kept | None:
+    """`result` packed; None when a name holds NUL (only an operator's rule of kind `person`
+    could find one), which is then not kept."""
+    text, counts, added = result
+    names = "\x00".join(name for name, _ in added)
+    if added and names.count("\x00") != len(added) - 1:
+        return None
+    numbers = array("I", [number for _, number in added])
+    return text.encode("utf-8", "surrogatepass"), counts, names, numbers
+
+
+def _unpack(kept: Kept) -> Result:
+    utf8, counts, names, numbers = kept
+    added = tuple(zip(names.split("\x00"), numbers, strict=True)) if numbers else ()
+    return utf8.decode("utf-8", "surrogatepass"), counts, added
+
+
+def _kept_cost(kept: Kept) -> int:
+    """Bytes an entry takes, about, as tracemalloc counts them: its UTF-8, its names, their
+    numbers, and `ENTRY_BYTES` for the key, the tuples and the dict's slot."""
+    utf8, _, names, numbers = kept
+    return sys.getsizeof(utf8) + sys.getsizeof(names) + sys.getsizeof(numbers) + ENTRY_BYTES
 
 
 # (what, how many) a match of a rule holds at least: scan.DIGITS or a mark such as "@".
