@@ -17,7 +17,8 @@ import orjson
 
 def content_key(record: dict[str, Any]) -> int:
     """Exact-duplicate identity: the record without its metadata, whitespace and case
-    normalized, hashed to 64 bits (exporters.keyset holds a million of them in 16 MB)."""
+    normalized, hashed to 64 bits (exporters.keyset holds a million of them in 16 MB). A
+    normal form of `LONG_FORM_CHARS` or more counts by its digest (`stand_in`)."""
     if "metadata" in record:
         record = {k: v for k, v in record.items() if k != "metadata"}
     normalized = _normalize(record)
@@ -27,9 +28,9 @@ def content_key(record: dict[str, Any]) -> int:
 
 def _normalize(value: Any) -> Any:
     if isinstance(value, str):
-        if len(value) < NORMALIZED_FROM_CHARS:
-            return " ".join(value.split()).casefold()
-        return _NORMALIZED.get(value)
+        if len(value) < LONG_FORM_CHARS:
+            return stand_in(" ".join(value.split()).casefold())
+        return _STAND_INS.get(value)
     if isinstance(value, list):
         return [_normalize(v) for v in value]
     if isinstance(value, dict):
@@ -37,43 +38,53 @@ def _normalize(value: Any) -> Any:
     return value
 
 
-# Texts this long are normalized once per process and looked up after: an export's system
-# prompts and long user messages repeat row after row, and a 1 KB one with a few non-ASCII
-# letters took ~25 µs to split, join and casefold, the hash and lookup ~2 (issue 21). Shorter
-# ones cost about what a lookup does.
-NORMALIZED_FROM_CHARS = 256
-# What the normalized texts may hold, in characters of the texts and their normal forms: ~8 MB
-# at two bytes a character (4,000 prompts of 1 KB), cleared when full and refilled by the
-# texts that recur, so an export of distinct texts keeps its memory flat.
-NORMALIZED_CHARS = 4_000_000
+def stand_in(form: str) -> str:
+    """What a text whose normal form is `form` puts in the key: a short form itself, a long
+    one its digest after a space. No normal form begins with a space (split and join leave
+    none), so no form stands for another."""
+    if len(form) < LONG_FORM_CHARS:
+        return form
+    data = form.encode("utf-8", "surrogatepass")
+    return " " + hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-class Normalized:
-    """Each long text's normal form, kept while `budget` characters last."""
+# Normal forms this long count by their digest, and texts this long are normalized once per
+# process, their stand-ins kept under a digest of the text: an export's system prompts and long
+# user messages repeat row after row. Normalizing a 10 KB prompt takes ~160 µs (split, join,
+# casefold); a stand-in takes ~230 bytes where the normal form kept with its text took ~20,000
+# characters, so 4 million of them held ~200 of the export bench's 2,000 10 KB prompts, and as
+# they came in turn none was ever found again (issue 21). Keys differ from those of versions
+# before 2026-12-01, which hashed every normal form whole: within a version they are one
+# function of the records, which is what dedup, shard merges (of one version only) and
+# `dataset merge` need; a seeded sample (`--max-examples`) is drawn afresh.
+LONG_FORM_CHARS = 256
+# Long texts whose stand-ins are kept (~9 MB), cleared when full and refilled by the texts that
+# recur, so an export of distinct texts keeps its memory flat.
+KEPT_STAND_INS = 40_000
 
-    def __init__(self, budget: int = NORMALIZED_CHARS):
-        self.budget = budget
-        self.chars = 0
-        self._forms: dict[str, str] = {}
+
+class StandIns:
+    """Each long text's stand-in, kept for at most `size` texts."""
+
+    def __init__(self, size: int = KEPT_STAND_INS):
+        self.size = size
+        self._kept: dict[bytes, str] = {}
 
     def get(self, text: str) -> str:
-        form = self._forms.get(text)
-        if form is None:
-            form = " ".join(text.split()).casefold()
-            cost = len(text) + len(form)
-            if cost > self.budget // 100:
-                return form  # a text this long would push out a hundred others
-            if self.chars + cost > self.budget:
-                self._forms.clear()
-                self.chars = 0
-            self._forms[text] = form
-            self.chars += cost
-        return form
+        data = text.encode("utf-8", "surrogatepass")
+        key = hashlib.blake2b(data, digest_size=16).digest()
+        found = self._kept.get(key)
+        if found is None:
+            found = stand_in(" ".join(text.split()).casefold())
+            if len(self._kept) >= self.size:
+                self._kept.clear()
+            self._kept[key] = found
+        return found
 
 
 # One per process, as `re` keeps its compiled patterns: the keys of every export and every
 # `dataset merge` in it are the same function of the records, whoever computes them.
-_NORMALIZED = Normalized()
+_STAND_INS = StandIns()
 
 
 def split_of(group: str, seed: int, validation_fraction: float) -> str:
