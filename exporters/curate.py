@@ -51,14 +51,14 @@ def stand_in(form: str) -> str:
 # Normal forms this long count by their digest, and texts this long are normalized once per
 # process, their stand-ins kept under a digest of the text: an export's system prompts and long
 # user messages repeat row after row. Normalizing a 10 KB prompt takes ~160 µs (split, join,
-# casefold); a stand-in takes ~230 bytes where the normal form kept with its text took ~20,000
+# casefold); a stand-in takes ~160 bytes where the normal form kept with its text took ~20,000
 # characters, so 4 million of them held ~200 of the export bench's 2,000 10 KB prompts, and as
 # they came in turn none was ever found again (issue 21). Keys differ from those of versions
 # before 2026-12-01, which hashed every normal form whole: within a version they are one
 # function of the records, which is what dedup, shard merges (of one version only) and
 # `dataset merge` need; a seeded sample (`--max-examples`) is drawn afresh.
 LONG_FORM_CHARS = 256
-# Long texts whose stand-ins are kept (~9 MB), cleared when full and refilled by the texts that
+# Long texts whose stand-ins are kept (~7 MB), cleared when full and refilled by the texts that
 # recur, so an export of distinct texts keeps its memory flat.
 KEPT_STAND_INS = 40_000
 
