@@ -49,7 +49,7 @@ def stand_in(form: str) -> str:
 
 
 # Normal forms this long count by their digest, and texts this long are normalized once per
-# process, their stand-ins kept under a digest of the text: an export's system prompts and long
+# process, their stand-ins kept under the text's hash: an export's system prompts and long
 # user messages repeat row after row. Normalizing a 10 KB prompt takes ~160 µs (split, join,
 # casefold); a stand-in takes ~160 bytes where the normal form kept with its text took ~20,000
 # characters, so 4 million of them held ~200 of the export bench's 2,000 10 KB prompts, and as
@@ -68,11 +68,13 @@ class StandIns:
 
     def __init__(self, size: int = KEPT_STAND_INS):
         self.size = size
-        self._kept: dict[bytes, str] = {}
+        self._kept: dict[tuple[int, int], str] = {}
 
     def get(self, text: str) -> str:
-        data = text.encode("utf-8", "surrogatepass")
-        key = hashlib.blake2b(data, digest_size=16).digest()
+        # The text's own hash, which a string keeps once made: a prompt the anonymizer gives
+        # back from its results is the same string row after row. Two texts share it and their
+        # length with odds of 2^-64, as two records share a content_key.
+        key = (hash(text), len(text))
         found = self._kept.get(key)
         if found is None:
             found = stand_in(" ".join(text.split()).casefold())

@@ -11,6 +11,7 @@ import re
 import tracemalloc
 from array import array
 
+import orjson
 import pytest
 
 from bench.anonymize_recall import DEFAULT_CORPUS, load_corpus
@@ -285,24 +286,28 @@ def _patients(anonymizer: Anonymizer, count: int) -> str:
     )
 
 
-def test_the_result_cache_holds_no_more_memory_than_its_size() -> None:
+@pytest.mark.parametrize("patients", [20, 100])  # a text kept as it is; one kept as UTF-8
+def test_the_result_cache_holds_no_more_memory_than_its_size(patients: int) -> None:
     """What the cache counts is what it holds, as tracemalloc measures it: a list of patients
     adds a pseudonym per name and part, and a text beyond Latin-1 takes more than a byte a
     character (counted by the redacted text's length alone, such results took ten times the
     cache's size)."""
     anonymizer = Anonymizer(cache_size=100)
     people: dict[str, int] = {}
-    result = anonymizer.redact(_patients(anonymizer, 100), people)
+    result = anonymizer.redact(_patients(anonymizer, patients), people)
     added = tuple(people.items())
-    assert len(added) >= 200  # the names and their parts
+    assert len(added) >= 2 * patients  # the names and their parts
     kept = (result.text, tuple(result.counts.items()), added)
     cache = ResultCache(_kept_cost(_pack(kept)) * 100)
     gc.collect()
     tracemalloc.start()
     try:
         for n in range(200):
-            # Each its own copy, as each redaction makes one.
-            cache.put(n.to_bytes(16, "big"), (result.text.encode().decode(), kept[1], added))
+            # Each its own copy, as each redaction makes one, written as an export writes it
+            # (orjson leaves a UTF-8 copy on a string it writes).
+            text = result.text.encode().decode()
+            cache.put(n.to_bytes(16, "big"), (text, kept[1], added))
+            orjson.dumps(text)
         gc.collect()
         held, _ = tracemalloc.get_traced_memory()
     finally:
@@ -320,6 +325,8 @@ def test_a_kept_result_comes_back_as_it_went_in() -> None:
     kept = (result.text, tuple(result.counts.items()), tuple(people.items()))
     assert _unpack(_pack(kept)) == kept
     assert _unpack(_pack(("no one", (), ()))) == ("no one", (), ())
+    long = (kept[0] * 100, kept[1], kept[2])  # kept as UTF-8
+    assert isinstance(_pack(long)[0], bytes) and _unpack(_pack(long)) == long
 
 
 def test_a_result_naming_someone_with_nul_is_redacted_each_time() -> None:

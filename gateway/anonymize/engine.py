@@ -396,6 +396,10 @@ CLEAN_CHARS = 64
 RESULT_BYTES = 15_000_000
 # Shorter texts are redacted from their spans each time: remembering one costs about as much.
 REMEMBERED_FROM_CHARS = 256
+# Redacted texts this long are kept as UTF-8, half the size or less and with no second copy
+# for orjson to leave on them. Shorter ones are kept as they are: a hit gives back the string
+# itself, which orjson and content_key have met before, 4 µs a row less for a 1 KB prompt.
+PACKED_FROM_CHARS = 4096
 # What an entry costs besides its bytes (tracemalloc measured ~310): the key, the tuples, the
 # dict's slot.
 ENTRY_BYTES = 300
@@ -409,11 +413,11 @@ class ResultCache:
     `_kept_cost` counts them (it keeps the redacted text, unlike SpanCache, and the names the
     text added to the table). `size` 0 keeps nothing.
 
-    An entry is kept packed (`Kept`): the redacted text as UTF-8 and the names it added joined
-    by NUL, their numbers in an array. As a `Result`, a 10 KB prompt naming 60 people took
-    ~44 KB: the text, the UTF-8 copy orjson leaves on a string it has written, and 136 pairs
-    of a name and its number. Packed it takes ~12 KB, and each hit makes a new string that
-    leaves with its record (issue 21: the budget held ~340 of the export bench's 2,000 prompts
+    An entry is kept packed (`Kept`): a long redacted text as UTF-8, and the names it added
+    joined by NUL, their numbers in an array. As a `Result`, a 10 KB prompt naming 60 people
+    took ~44 KB: the text, the UTF-8 copy orjson leaves on a string it has written, and 136
+    pairs of a name and its number. Packed it takes ~12 KB, and each hit makes a new string
+    that leaves with its record (issue 21: the budget held ~340 of the export bench's 2,000 prompts
     of 10 KB, read in turn, so none was ever found again and every row redacted its prompt
     anew)."""
 
@@ -448,9 +452,9 @@ class ResultCache:
             self.bytes -= charged
 
 
-# A Result as ResultCache keeps it: the text's UTF-8, its counts, the names joined by NUL and
-# their numbers.
-Kept = tuple[bytes, tuple[tuple[str, int], ...], str, "array[int]"]
+# A Result as ResultCache keeps it: the text (as UTF-8 from `PACKED_FROM_CHARS` on), its counts,
+# the names joined by NUL and their numbers.
+Kept = tuple[str | bytes, tuple[tuple[str, int], ...], str, "array[int]"]
 
 
 def _pack(result: Result) -> Kept | None:
@@ -461,20 +465,27 @@ def _pack(result: Result) -> Kept | None:
     if added and names.count("\x00") != len(added) - 1:
         return None
     numbers = array("I", [number for _, number in added])
-    return text.encode("utf-8", "surrogatepass"), counts, names, numbers
+    kept = text if len(text) < PACKED_FROM_CHARS else text.encode("utf-8", "surrogatepass")
+    return kept, counts, names, numbers
 
 
 def _unpack(kept: Kept) -> Result:
-    utf8, counts, names, numbers = kept
+    text, counts, names, numbers = kept
     added = tuple(zip(names.split("\x00"), numbers, strict=True)) if numbers else ()
-    return utf8.decode("utf-8", "surrogatepass"), counts, added
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "surrogatepass")
+    return text, counts, added
 
 
 def _kept_cost(kept: Kept) -> int:
-    """Bytes an entry takes, about, as tracemalloc counts them: its UTF-8, its names, their
-    numbers, and `ENTRY_BYTES` for the key, the tuples and the dict's slot."""
-    utf8, _, names, numbers = kept
-    return sys.getsizeof(utf8) + sys.getsizeof(names) + sys.getsizeof(numbers) + ENTRY_BYTES
+    """Bytes an entry takes, about, as tracemalloc counts them: its text (with the UTF-8 copy
+    orjson leaves on a string outside ASCII once it has written it), its names, their numbers,
+    and `ENTRY_BYTES` for the key, the tuples and the dict's slot."""
+    text, _, names, numbers = kept
+    size = sys.getsizeof(text)
+    if isinstance(text, str) and not text.isascii():
+        size += len(text.encode("utf-8", "surrogatepass"))
+    return size + sys.getsizeof(names) + sys.getsizeof(numbers) + ENTRY_BYTES
 
 
 # (what, how many) a match of a rule holds at least: scan.DIGITS or a mark such as "@".
