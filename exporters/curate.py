@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import sys
 from typing import Any
 
 import orjson
@@ -51,36 +52,50 @@ def stand_in(form: str) -> str:
 # Normal forms this long count by their digest, and texts this long are normalized once per
 # process, their stand-ins kept under the text's hash: an export's system prompts and long
 # user messages repeat row after row. Normalizing a 10 KB prompt takes ~160 µs (split, join,
-# casefold); a stand-in takes ~160 bytes where the normal form kept with its text took ~20,000
+# casefold); a stand-in takes ~230 bytes where the normal form kept with its text took ~20,000
 # characters, so 4 million of them held ~200 of the export bench's 2,000 10 KB prompts, and as
-# they came in turn none was ever found again (issue 21). Keys differ from those of versions
-# before 2026-12-01, which hashed every normal form whole: within a version they are one
-# function of the records, which is what dedup, shard merges (of one version only) and
-# `dataset merge` need; a seeded sample (`--max-examples`) is drawn afresh.
+# they came in turn none was ever found again (issue 21).
 LONG_FORM_CHARS = 256
-# Long texts whose stand-ins are kept (~7 MB), cleared when full and refilled by the texts that
-# recur, so an export of distinct texts keeps its memory flat.
-KEPT_STAND_INS = 40_000
+# Which way keys are made, in each manifest: 2 since 2026-12-01, when long forms began to
+# count by their digest (1 hashed every normal form whole). Within a version keys are one
+# function of the records, which is what dedup and `dataset merge` need; shards merge only
+# with the same version (exporters.shards); a seeded sample (`--max-examples`) is drawn afresh.
+CONTENT_KEY_VERSION = 2
+# What the stand-ins may hold, in bytes as tracemalloc counts them: ~35,000 texts, cleared when
+# full and refilled by the texts that recur, so an export of distinct texts keeps its memory
+# flat. An entry costs its stand-in (a digest, or a form under LONG_FORM_CHARS of a text
+# padded past it) and STAND_IN_ENTRY_BYTES for its key and the dict's slot.
+STAND_IN_BYTES = 8_000_000
+STAND_IN_ENTRY_BYTES = 160
+# A string's own hash is the stand-ins' key where it has 64 bits (see StandIns.get).
+_WIDE_HASH = sys.hash_info.width >= 64
 
 
 class StandIns:
-    """Each long text's stand-in, kept for at most `size` texts."""
+    """Each long text's stand-in, kept while `budget` bytes last."""
 
-    def __init__(self, size: int = KEPT_STAND_INS):
-        self.size = size
-        self._kept: dict[tuple[int, int], str] = {}
+    def __init__(self, budget: int = STAND_IN_BYTES):
+        self.budget = budget
+        self.bytes = 0
+        self._kept: dict[object, str] = {}
 
     def get(self, text: str) -> str:
         # The text's own hash, which a string keeps once made: a prompt the anonymizer gives
         # back from its results is the same string row after row. Two texts share it and their
-        # length with odds of 2^-64, as two records share a content_key.
-        key = (hash(text), len(text))
+        # length with odds of 2^-64, as two records share a content_key, and those two would
+        # then share a key. A 32-bit hash would make that likely among 35,000 texts.
+        key: object = (hash(text), len(text))
+        if not _WIDE_HASH:
+            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         found = self._kept.get(key)
         if found is None:
             found = stand_in(" ".join(text.split()).casefold())
-            if len(self._kept) >= self.size:
+            cost = STAND_IN_ENTRY_BYTES + sys.getsizeof(found)
+            if self.bytes + cost > self.budget:
                 self._kept.clear()
+                self.bytes = 0
             self._kept[key] = found
+            self.bytes += cost
         return found
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from exporters.curate import Sample, split_of
+from exporters.curate import CONTENT_KEY_VERSION, Sample, split_of
 from exporters.formats import Format, FormatOptions, get_format
 from exporters.history import RejectedAnswers, learn_before
 from exporters.keyset import KeySet
@@ -286,6 +286,7 @@ def _manifest(
     return {
         "format": fmt.name,
         "gateway_version": __version__,
+        "content_key_version": CONTENT_KEY_VERSION,
         "created_at": started.isoformat(),
         "filters": filters.describe(),
         "changed_since": request.changed_since.isoformat() if request.changed_since else None,

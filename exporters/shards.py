@@ -149,7 +149,16 @@ def _check_complete(manifests: list[dict[str, Any]], folders: list[Path]) -> Non
     indices = sorted(s["index"] for s in shards)
     if indices != list(range(count)) or any(s["count"] != count for s in shards):
         raise ConfigError(f"dataset merge --shards: want shards 0 to {count - 1} of {count}")
-    same = ("format", "filters", "changed_since", "options", "split", "gateway_version")
+    # content_key_version: the order logs' dedup keys must be one function of the records.
+    same = (
+        "format",
+        "filters",
+        "changed_since",
+        "options",
+        "split",
+        "gateway_version",
+        "content_key_version",
+    )
     for folder, manifest in zip(folders, manifests, strict=True):
         for key in same:
             if manifest.get(key) != manifests[0].get(key):

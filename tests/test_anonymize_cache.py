@@ -10,6 +10,7 @@ import random
 import re
 import tracemalloc
 from array import array
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -286,17 +287,33 @@ def _patients(anonymizer: Anonymizer, count: int) -> str:
     )
 
 
-@pytest.mark.parametrize("patients", [20, 100])  # a text kept as it is; one kept as UTF-8
-def test_the_result_cache_holds_no_more_memory_than_its_size(patients: int) -> None:
+# Each of every kind the built-in rules find, three times over.
+EVERY_KIND = (
+    "Pasient: Kari Nordmann, kari@x.no, tlf 912 34 567, Storgata 1, 0155 Oslo, født 01.02.1980, "
+    "konto NO93 8601 1117 947, kort 4111 1111 1111 1111, fnr 01028012345, IP 10.0.0.1. "
+) * 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(lambda anonymizer: _patients(anonymizer, 20), id="kept as it is"),
+        pytest.param(lambda anonymizer: _patients(anonymizer, 100), id="kept as UTF-8"),
+        pytest.param(lambda anonymizer: EVERY_KIND, id="many kinds"),
+    ],
+)
+def test_the_result_cache_holds_no_more_memory_than_its_size(
+    text: Callable[[Anonymizer], str],
+) -> None:
     """What the cache counts is what it holds, as tracemalloc measures it: a list of patients
-    adds a pseudonym per name and part, and a text beyond Latin-1 takes more than a byte a
-    character (counted by the redacted text's length alone, such results took ten times the
-    cache's size)."""
+    adds a pseudonym per name and part, a text beyond Latin-1 takes more than a byte a
+    character, and each kind found adds a count (counted by the redacted text's length alone,
+    such results took ten times the cache's size)."""
     anonymizer = Anonymizer(cache_size=100)
     people: dict[str, int] = {}
-    result = anonymizer.redact(_patients(anonymizer, patients), people)
+    result = anonymizer.redact(text(anonymizer), people)
     added = tuple(people.items())
-    assert len(added) >= 2 * patients  # the names and their parts
+    assert added and result.counts
     kept = (result.text, tuple(result.counts.items()), added)
     cache = ResultCache(_kept_cost(_pack(kept)) * 100)
     gc.collect()
@@ -305,9 +322,10 @@ def test_the_result_cache_holds_no_more_memory_than_its_size(patients: int) -> N
         for n in range(200):
             # Each its own copy, as each redaction makes one, written as an export writes it
             # (orjson leaves a UTF-8 copy on a string it writes).
-            text = result.text.encode().decode()
-            cache.put(n.to_bytes(16, "big"), (text, kept[1], added))
-            orjson.dumps(text)
+            redacted = result.text.encode().decode()
+            counts = tuple((kind, count) for kind, count in result.counts.items())
+            cache.put(n.to_bytes(16, "big"), (redacted, counts, added))
+            orjson.dumps(redacted)
         gc.collect()
         held, _ = tracemalloc.get_traced_memory()
     finally:
@@ -327,6 +345,17 @@ def test_a_kept_result_comes_back_as_it_went_in() -> None:
     assert _unpack(_pack(("no one", (), ()))) == ("no one", (), ())
     long = (kept[0] * 100, kept[1], kept[2])  # kept as UTF-8
     assert isinstance(_pack(long)[0], bytes) and _unpack(_pack(long)) == long
+
+
+def test_a_long_text_given_back_from_utf8_is_redacted_as_by_the_plain_path() -> None:
+    anonymizer = Anonymizer(cache_size=100)
+    note = _patients(anonymizer, 100) + " Kari ringte."
+    first = anonymizer.redact(note, {})
+    [(kept, _)] = anonymizer.results._results.values()
+    assert isinstance(kept[0], bytes)  # long and beyond ASCII: kept as UTF-8
+    people: dict[str, int] = {}
+    assert anonymizer.redact(note, people) == first == Plain().redact(note, {})
+    assert len(people) >= 200
 
 
 def test_a_result_naming_someone_with_nul_is_redacted_each_time() -> None:

@@ -381,7 +381,8 @@ def _cost(packed: array[int]) -> int:
 # digest, the ordered dict's slot and the array's header): tracemalloc measured 235 bytes for an
 # entry without spans, 251 with one. (200 until 2026-12-01: 100,000 entries took ~25 MB.) The
 # bound is what a one-process export of a million rows leaves for it under issue 21's 150 MB,
-# beside the dedup keys (16 MB), the results and the normal forms: at 24 MB it peaked at
+# beside the dedup keys (16 MB), the results and the normal forms (before 2026-12-01, when they
+# became stand-ins): at 24 MB it peaked at
 # 143.5 MiB (150.5 MB). ~80,000 texts; the 2,000 10 KB prompts of the export bench take 4 MB.
 SPAN_CACHE_BYTES = 20_000_000
 SPAN_ENTRY_BYTES = 240
@@ -390,19 +391,21 @@ SPAN_ENTRY_BYTES = 240
 CLEAN_TEXTS = 10_000
 CLEAN_CHARS = 64
 # What `ResultCache` may hold with a span cache, in bytes as `_kept_cost` counts them (what
-# tracemalloc measures, within a few percent): room for ~9,000 prompts of 1 KB that carry
-# personal data (~1.7 KB each, packed) or ~1,200 of 10 KB (~12 KB). (Counted by length until
-# 2026-12-01, 4 MB as counted took ~15 MB; kept unpacked until 2026-12-01, ~5 and ~44 KB.)
+# tracemalloc measures, within a few percent): room for ~5,000 prompts of 1 KB that carry
+# personal data (~3 KB each once orjson has written them) or ~1,200 of 10 KB (~13 KB, as
+# UTF-8). (Counted by length until 2026-12-01, 4 MB as counted took ~15 MB; kept unpacked
+# until 2026-12-01, ~5 and ~44 KB.)
 RESULT_BYTES = 15_000_000
 # Shorter texts are redacted from their spans each time: remembering one costs about as much.
 REMEMBERED_FROM_CHARS = 256
-# Redacted texts this long are kept as UTF-8, half the size or less and with no second copy
-# for orjson to leave on them. Shorter ones are kept as they are: a hit gives back the string
-# itself, which orjson and content_key have met before, 4 µs a row less for a 1 KB prompt.
+# Redacted texts this long and outside ASCII are kept as UTF-8: one copy, where a string keeps
+# its characters (two bytes each for one beyond Latin-1) and the UTF-8 orjson leaves on it.
+# Others are kept as they are, and a hit gives back the string itself, which orjson and
+# content_key have met before: 4 µs a row less for a 1 KB prompt.
 PACKED_FROM_CHARS = 4096
-# What an entry costs besides its bytes (tracemalloc measured ~310): the key, the tuples, the
+# What an entry costs besides its bytes (tracemalloc measured 310-330): the key, the tuple, the
 # dict's slot.
-ENTRY_BYTES = 300
+ENTRY_BYTES = 320
 # A redacted text, its counts, and what it added to the pseudonym table, in order.
 Result = tuple[str, tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]
 
@@ -452,7 +455,7 @@ class ResultCache:
             self.bytes -= charged
 
 
-# A Result as ResultCache keeps it: the text (as UTF-8 from `PACKED_FROM_CHARS` on), its counts,
+# A Result as ResultCache keeps it: the text (as UTF-8 when `_pack` says), its counts,
 # the names joined by NUL and their numbers.
 Kept = tuple[str | bytes, tuple[tuple[str, int], ...], str, "array[int]"]
 
@@ -465,8 +468,9 @@ def _pack(result: Result) -> Kept | None:
     if added and names.count("\x00") != len(added) - 1:
         return None
     numbers = array("I", [number for _, number in added])
-    kept = text if len(text) < PACKED_FROM_CHARS else text.encode("utf-8", "surrogatepass")
-    return kept, counts, names, numbers
+    if len(text) >= PACKED_FROM_CHARS and not text.isascii():
+        return text.encode("utf-8", "surrogatepass"), counts, names, numbers
+    return text, counts, names, numbers
 
 
 def _unpack(kept: Kept) -> Result:
@@ -480,11 +484,12 @@ def _unpack(kept: Kept) -> Result:
 def _kept_cost(kept: Kept) -> int:
     """Bytes an entry takes, about, as tracemalloc counts them: its text (with the UTF-8 copy
     orjson leaves on a string outside ASCII once it has written it), its names, their numbers,
-    and `ENTRY_BYTES` for the key, the tuples and the dict's slot."""
-    text, _, names, numbers = kept
+    its counts (a pair a kind), and `ENTRY_BYTES` for the key, the tuple and the dict's slot."""
+    text, counts, names, numbers = kept
     size = sys.getsizeof(text)
     if isinstance(text, str) and not text.isascii():
         size += len(text.encode("utf-8", "surrogatepass"))
+    size += sys.getsizeof(counts) + sum(map(sys.getsizeof, counts))
     return size + sys.getsizeof(names) + sys.getsizeof(numbers) + ENTRY_BYTES
 
 

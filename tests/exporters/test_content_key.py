@@ -7,11 +7,13 @@ from __future__ import annotations
 import hashlib
 import random
 import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 import orjson
+import pytest
 
-from exporters.curate import LONG_FORM_CHARS, StandIns, content_key
+from exporters.curate import CONTENT_KEY_VERSION, LONG_FORM_CHARS, StandIns, content_key
 
 
 def reference_key(record: dict[str, Any]) -> int:
@@ -67,17 +69,38 @@ def test_whitespace_and_case_do_not_count_on_either_side_of_the_long_form_thresh
     assert content_key(chat(long)) != content_key(chat("ok", answer=long))
 
 
-def test_stand_ins_stay_within_their_count_and_memory() -> None:
-    kept = StandIns(size=500)
+def test_a_key_is_what_this_version_made() -> None:
+    """Keys are persisted (shard order logs) and compared across machines: a change to how
+    they are made must come with a new CONTENT_KEY_VERSION."""
+    record = chat("Kari  Nordmann\n" + "ord " * 100, answer="Hei")
+    assert CONTENT_KEY_VERSION == 2
+    assert content_key(record) == 0xA3E090C05529C673
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(lambda n: f"  Prompt {n}\n" + "Word " * 60, id="digests"),
+        # Padded past the threshold, a short form beyond Latin-1: four bytes a character.
+        pytest.param(lambda n: f"{n}" + " " * 300 + "\U0001f642" * 200, id="short forms"),
+    ],
+)
+def test_stand_ins_stay_within_their_budget_in_memory(text: Callable[[int], str]) -> None:
+    kept = StandIns(budget=200_000)
+    texts = [text(n) for n in range(1_200)]
     tracemalloc.start()
     try:
-        for n in range(1_200):
-            text = f"  Prompt {n}\n" + "Word " * 60
-            form = " ".join(text.split()).casefold()
-            expected = " " + hashlib.blake2b(form.encode(), digest_size=16).hexdigest()
-            assert kept.get(text) == expected
-            assert len(kept._kept) <= kept.size
+        for value in texts:
+            assert kept.get(value) == reference_stand_in(value)
+            assert kept.bytes <= kept.budget
         held, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert held < 500 * 300  # a stand-in, its key and its slot: not the text
+    assert held <= kept.budget * 1.05
+
+
+def reference_stand_in(text: str) -> str:
+    form = " ".join(text.split()).casefold()
+    if len(form) < LONG_FORM_CHARS:
+        return form
+    return " " + hashlib.blake2b(form.encode(), digest_size=16).hexdigest()

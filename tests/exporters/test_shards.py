@@ -103,6 +103,24 @@ async def test_a_merge_wants_every_shard_once(store: Store, tmp_path: Path) -> N
         merge_shards([shard, whole], tmp_path / "merged")
 
 
+async def test_shards_whose_keys_were_made_another_way_do_not_merge(
+    store: Store, tmp_path: Path
+) -> None:
+    """Shards from builds that made dedup keys differently would keep duplicates across them:
+    a shard exported before keys had a version (or with another) is refused."""
+    await seed(store, traffic.cases(requests=30))
+    shards = [tmp_path / str(index) for index in range(2)]
+    for index, folder in enumerate(shards):
+        await run_export(store, AnonymizeConfig(), request("openai", Shard(index, 2)), folder)
+    merge_shards(shards, tmp_path / "merged")
+    manifest_file = shards[1] / "manifest.json"
+    older = orjson.loads(manifest_file.read_bytes())
+    del older["content_key_version"]
+    manifest_file.write_bytes(orjson.dumps(older))
+    with pytest.raises(ConfigError, match="another content_key_version"):
+        merge_shards(shards, tmp_path / "again")
+
+
 @pytest.mark.parametrize("text", ["1/1", "2", "a/b", "-1/2"])
 def test_a_shard_is_i_of_n(text: str) -> None:
     with pytest.raises(ConfigError, match="--shard"):
