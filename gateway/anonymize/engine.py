@@ -381,9 +381,9 @@ def _cost(packed: array[int]) -> int:
 # digest, the ordered dict's slot and the array's header): tracemalloc measured 235 bytes for an
 # entry without spans, 251 with one. (200 until 2026-12-01: 100,000 entries took ~25 MB.) The
 # bound is what a one-process export of a million rows leaves for it under issue 21's 150 MB,
-# beside the dedup keys (16 MB), the results and the normal forms (before 2026-12-01, when they
-# became stand-ins): at 24 MB it peaked at
-# 143.5 MiB (150.5 MB). ~80,000 texts; the 2,000 10 KB prompts of the export bench take 4 MB.
+# beside the dedup keys (16 MB), the results and content_key's normal forms (stand-ins since
+# 2026-12-01): at 24 MB it peaked at 143.5 MiB (150.5 MB). ~80,000 texts; the 2,000 10 KB
+# prompts of the export bench take 4 MB.
 SPAN_CACHE_BYTES = 20_000_000
 SPAN_ENTRY_BYTES = 240
 # Clean short texts kept as themselves (see `Anonymizer._clean`): at most this many, this long,
@@ -419,10 +419,10 @@ class ResultCache:
     An entry is kept packed (`Kept`): a long redacted text as UTF-8, and the names it added
     joined by NUL, their numbers in an array. As a `Result`, a 10 KB prompt naming 60 people
     took ~44 KB: the text, the UTF-8 copy orjson leaves on a string it has written, and 136
-    pairs of a name and its number. Packed it takes ~12 KB, and each hit makes a new string
-    that leaves with its record (issue 21: the budget held ~340 of the export bench's 2,000 prompts
-    of 10 KB, read in turn, so none was ever found again and every row redacted its prompt
-    anew)."""
+    pairs of a name and its number. Packed it takes ~13 KB, and each hit makes a new string
+    that leaves with its record (issue 21: the budget held ~340 of the export bench's 2,000
+    prompts of 10 KB, read in turn, so none was ever found again and every row redacted its
+    prompt anew)."""
 
     def __init__(self, size: int):
         self.size = size
