@@ -336,9 +336,8 @@ def test_the_result_cache_holds_no_more_memory_than_its_size(
 def test_a_kept_result_comes_back_as_it_went_in() -> None:
     anonymizer = Anonymizer(cache_size=100)
     people: dict[str, int] = {}
-    text = (
-        _patients(anonymizer, 5) + " \ud800 \u2713 \U0001d518"
-    )  # a lone surrogate, a check mark, a Fraktur U
+    # A lone surrogate, a check mark beyond Latin-1, a Fraktur U beyond the BMP.
+    text = _patients(anonymizer, 5) + " \ud800 \u2713 \U0001d518"
     result = anonymizer.redact(text, people)
     kept = (result.text, tuple(result.counts.items()), tuple(people.items()))
     assert _unpack(_pack(kept)) == kept
