@@ -12,14 +12,24 @@ next one) so slow drifts of the machine fall on all three alike. A streamed answ
 is HTTP 200 and its last event is the API's own end (`[DONE]`, `response.completed`,
 `message_stop`). CPU is Flywheel's process (and its PostgreSQL's) per answered request, from
 /proc, as in bench/throughput.py.
+
+Autovacuum is off while a PostgreSQL target is measured, and back on after. Left on, it ran
+within one block, the same one every run as the row counts repeat, and with the server pinned to
+Flywheel's core it took that API's req/s and CPU with it: vacuuming and analyzing `interactions`
+at ~40,000 rows took ~1 s of CPU, charged to streamed Responses (160-530 µs of PostgreSQL CPU a
+request against chat's 50-60; issue 20). Its cost per row is the same whatever the API, and the
+other scenarios carry it. (Vacuuming between blocks instead left work for the server's writers
+in every block.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import asyncpg
 import orjson
 
 from bench.closed_loop import CLIENT_SATURATED, Call, LoadResult, closed_loop, is_json, pool
@@ -152,6 +162,25 @@ def _cpu(target: Target) -> tuple[float, float]:
     return cpu_seconds(target.pid), db
 
 
+@contextlib.asynccontextmanager
+async def _autovacuum_paused(target: Target) -> AsyncIterator[None]:
+    """A PostgreSQL target's server without autovacuum while its blocks run (see the module's
+    docstring); SQLite's checkpoints run inside its commits, evenly. The server is the
+    bench's own (pgserver), so the setting is ours to change."""
+    if target.db_pid is None or target.db_url is None:
+        yield
+        return
+    conn = await asyncpg.connect(target.db_url)
+    try:
+        await conn.execute("ALTER SYSTEM SET autovacuum = off")
+        await conn.execute("SELECT pg_reload_conf()")
+        yield
+    finally:
+        await conn.execute("ALTER SYSTEM RESET autovacuum")
+        await conn.execute("SELECT pg_reload_conf()")
+        await conn.close()
+
+
 def _origin(target: Target) -> str:
     return target.url.removesuffix(CHAT_PATH)
 
@@ -242,7 +271,8 @@ async def measure_apis(
     rows: list[ApiRow] = []
     for mode in MODES:
         for target in fleet.flywheels():
-            cells = await _measure_one(target, mode == "stream", seconds, warmup, rounds)
+            async with _autovacuum_paused(target):
+                cells = await _measure_one(target, mode == "stream", seconds, warmup, rounds)
             rows += _rows(target.name, mode, cells)
             print(f"  {mode}: {target.name} done", flush=True)
     return rows
