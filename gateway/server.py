@@ -12,7 +12,6 @@ whose folder the supervisor sets up before forking (see gateway/metrics/workers.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import multiprocessing
 import os
@@ -22,7 +21,7 @@ from multiprocessing.process import BaseProcess
 
 from aiohttp import web
 
-from gateway import collector
+from gateway import allocator, collector
 from gateway.app import create_app
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError, StoreError
@@ -77,6 +76,7 @@ def serve(config: Config, *, host: str | None = None, port: int | None = None) -
 
 
 def run_worker(config: Config, host: str, port: int, *, reuse_port: bool) -> None:
+    allocator.limit_arenas()
     _install_uvloop()
     app = create_app(config)
     install_sighup(app)
@@ -97,21 +97,7 @@ async def _freeze_startup_objects(app: web.Application) -> None:
     # the process: moved out of the collector's reach, a full collection no longer walks it,
     # which took 5-8 ms, a pause in the latency of whatever request was being served.
     collector.settle()
-    _give_back_free_memory()
-
-
-def _give_back_free_memory() -> None:
-    """Return the allocator's free pages to the OS (glibc's malloc_trim; elsewhere nothing).
-
-    Startup parses litellm's whole price table (3.4 MB of JSON, ~13 MB of objects at its peak)
-    to keep 1 MB of it; glibc keeps the freed pages, and the worker's RSS stayed ~4 MB higher
-    for its whole life.
-    """
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim(0)
+    allocator.give_back_free_memory()
 
 
 def _install_uvloop() -> None:
