@@ -5,8 +5,9 @@
   spool's fsyncs, DNS lookups, the console's readers) each held some: with SQLite, the RSS
   after the bench's throughput and soak scenarios was 1.0 and 3.3 MiB lower with two, in two
   pairs of runs (issue 20: its target is 80 MB). Two, not one: with one, the store's thread,
-  which allocates while the event loop does, would wait on the loop's lock. A
-  `MALLOC_ARENA_MAX` the operator set is left as it is.
+  which allocates while the event loop does, would wait on the loop's lock. An arena limit
+  the operator set (`MALLOC_ARENA_MAX`, `GLIBC_TUNABLES=glibc.malloc.arena_max=N`) is left as
+  it is.
 - **Free pages given back after startup** (`give_back_free_memory`): startup parses litellm's
   whole price table (3.4 MB of JSON, ~13 MB of objects at its peak) to keep 1 MB of it; glibc
   kept the freed pages, and the worker's RSS stayed ~4 MB higher for its whole life.
@@ -25,8 +26,8 @@ _M_ARENA_MAX = -8
 
 def limit_arenas() -> None:
     """Cap glibc's arenas at `ARENAS`; call it before the worker starts threads."""
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return
+    if "MALLOC_ARENA_MAX" in os.environ or "arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
+        return  # the operator's choice
     mallopt = _libc_function("mallopt")
     if mallopt is not None:
         mallopt(_M_ARENA_MAX, ARENAS)

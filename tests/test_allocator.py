@@ -47,7 +47,9 @@ SCRIPT = textwrap.dedent(
 
 
 def arenas(mode: str, env: dict[str, str] | None = None) -> int:
-    environment = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")
+    }
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, mode],
         env={**environment, **(env or {})},
@@ -63,5 +65,8 @@ def test_a_worker_keeps_two_arenas_however_many_threads_allocate() -> None:
     assert arenas("limited") <= allocator.ARENAS
 
 
-def test_an_operators_malloc_arena_max_is_left_as_set() -> None:
-    assert arenas("limited", {"MALLOC_ARENA_MAX": "4"}) > allocator.ARENAS
+@pytest.mark.parametrize(
+    "setting", [{"MALLOC_ARENA_MAX": "4"}, {"GLIBC_TUNABLES": "glibc.malloc.arena_max=4"}]
+)
+def test_an_operators_arena_limit_is_left_as_set(setting: dict[str, str]) -> None:
+    assert arenas("limited", setting) > allocator.ARENAS
