@@ -1,9 +1,9 @@
 """glibc's malloc, set for a gateway worker that lives for weeks (elsewhere, nothing changes).
 
 - **Two arenas.** glibc gives each thread that allocates an arena of its own, up to eight per
-  core, and each keeps the memory freed in it. A worker's threads (the SQLite store's, the
-  spool's fsyncs, DNS lookups, the console's readers) each held some: with SQLite, the RSS
-  after the bench's throughput and soak scenarios was 1.0 and 3.3 MiB lower with two, in two
+  core, and each keeps the memory freed in it. A worker runs several threads (the SQLite
+  store's, the spool's fsyncs, DNS lookups, the console's readers): with SQLite, its RSS after
+  the bench's throughput and soak scenarios was 1.0 and 3.3 MiB lower with two arenas, in two
   pairs of runs (issue 20: its target is 80 MB). Two, not one: with one, the store's thread,
   which allocates while the event loop does, would wait on the loop's lock. An arena limit
   the operator set (`MALLOC_ARENA_MAX`, `GLIBC_TUNABLES=glibc.malloc.arena_max=N`) is left as
