@@ -193,7 +193,8 @@ async def run_export(
 
     total = None
     if progress is not None:
-        query = export_query(filters, fmt.endpoints, request.changed_since)
+        part = shard.slice if shard is not None else None
+        query = export_query(filters, fmt.endpoints, request.changed_since, part)
         total = await store.export_count(query)
     starts = [moment for moment in (filters.since, request.changed_since) if moment is not None]
     if starts and not fmt.all_traffic:
@@ -208,7 +209,8 @@ async def run_export(
             endpoints=fmt.endpoints,
             changed_since=request.changed_since,
             observe=observe,
-            holds=shard.holds if shard is not None else None,
+            part=shard.slice if shard is not None else None,
+            outside=learn,  # another slice's answer the user threw away, met in a history here
         ):
             if order is not None:
                 places.append(position(example.record))

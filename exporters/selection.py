@@ -19,7 +19,7 @@ from gateway import quality
 from gateway.records.feedback import latest
 from gateway.records.interaction import SUCCESS
 from gateway.store.base import ExportSource
-from gateway.store.queries import Cursor, ExportQuery, TimeWindow
+from gateway.store.queries import Cursor, ExportQuery, Slice, TimeWindow
 
 PAGE_SIZE = 500
 # What a model should not learn from: a template that was never filled in, an empty or cut-off
@@ -116,21 +116,26 @@ async def select(
     endpoints: tuple[str, ...] = (),
     changed_since: datetime | None = None,
     observe: Callable[[Example], None] | None = None,
-    holds: Callable[[str], bool] | None = None,
+    part: Slice | None = None,
+    outside: Callable[[Example], None] | None = None,
 ) -> AsyncIterator[Example]:
     """Examples that pass `filters`, oldest first; `dropped` counts the rest by filter.
-    `observe` sees every row read, before the filters, kept or not. With `holds` (a shard),
-    only the rows whose id it holds are filtered, counted and given out."""
-    query = export_query(filters, endpoints, changed_since)
+    `observe` sees every row read, before the filters, kept or not. With `part` (a shard's
+    slice), only its rows are observed, filtered, counted and given out; the rows of other
+    slices the store gives with them (answers that may have been thrown away) go to `outside`,
+    in their place in store order."""
+    query = export_query(filters, endpoints, changed_since, part)
     after: Cursor | None = None
     while True:
         page = await store.export_page(query, after, PAGE_SIZE)
         for record in page:
             example = Example(record, latest(record.get("feedback") or []))
+            if part is not None and not part.holds(example.id):
+                if outside is not None:
+                    outside(example)
+                continue
             if observe is not None:
                 observe(example)
-            if holds is not None and not holds(example.id):
-                continue
             reason = rejection(example, filters)
             if reason is None:
                 yield example
@@ -143,7 +148,10 @@ async def select(
 
 
 def export_query(
-    filters: Filters, endpoints: tuple[str, ...] = (), changed_since: datetime | None = None
+    filters: Filters,
+    endpoints: tuple[str, ...] = (),
+    changed_since: datetime | None = None,
+    part: Slice | None = None,
 ) -> ExportQuery:
     """What `select` asks the store for: the filters the store applies itself."""
     return ExportQuery(
@@ -153,6 +161,7 @@ def export_query(
         users=filters.users,
         endpoints=endpoints,
         changed_since=changed_since,
+        slice=part,
     )
 
 

@@ -2,16 +2,19 @@
 and `merge_shards` puts N such exports back together into the export one machine would have
 written, byte for byte in the records.
 
-A slice is the interactions whose id hashes to `i` modulo N. Every shard still reads every row
-(so a turn rejected in a row of another slice is known here too, and `interactions_read` is the
-store's), but only its slice is redacted, built and checked: that is the cost that grows with
-the store. Each shard writes its records as usual, deduplicated within the slice, plus
-`shard-order.jsonl`: for each record written, its split, the place of its interaction in store
-order (created_at in microseconds, id, then the record's number within the shard) and its dedup
-key. The merge walks the N shards in that order, so the merged files hold the records in the
-order of an unsharded export, keeps the first of each dedup key across shards (the one an
-unsharded export keeps), and sums the counts. The train/validation split needs no second pass:
-it is a seeded hash of the user (else session), the same on every machine.
+A slice is the interactions whose id hashes to `i` modulo N (gateway.store.queries.slice_of),
+picked by the database. A shard reads its own slice, and of the other slices only the rows
+given feedback that may have thrown their answer away (so a turn rejected in a row of another
+slice is known here too). Until 2026-12-01 every shard read every row, a cost that did not
+shrink with more machines (issue 21). `interactions_read` is the slice's; the merge sums them.
+
+Each shard writes its records as usual, deduplicated within the slice, plus `shard-order.jsonl`:
+for each record written, its split, the place of its interaction in store order (created_at in
+microseconds, id, then the record's number within the shard) and its dedup key. The merge walks
+the N shards in that order, so the merged files hold the records in the order of an unsharded
+export, keeps the first of each dedup key across shards (the one an unsharded export keeps), and
+sums the counts. The train/validation split needs no second pass: it is a seeded hash of the
+user (else session), the same on every machine.
 
 Formats that pair or join examples (`dpo`, `openai-preference`, `conversations`), the all-traffic
 formats, and `--max-examples` (a sample over the whole selection) cannot be split this way and
@@ -20,7 +23,6 @@ are refused.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ import orjson
 from exporters.formats import Format, FormatOptions, get_format
 from exporters.output import MANIFEST, clear_out, describe_file, describe_records
 from gateway.errors import ConfigError
+from gateway.store.queries import Slice
 
 ORDER_FILE = "shard-order.jsonl"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -55,9 +58,9 @@ class Shard:
             raise ConfigError(f"--shard wants i/N with 0 <= i < N, got {text!r}")
         return shard
 
-    def holds(self, interaction_id: str) -> bool:
-        digest = hashlib.sha256(interaction_id.encode()).digest()
-        return int.from_bytes(digest[:8], "big") % self.count == self.index
+    @property
+    def slice(self) -> Slice:
+        return Slice(self.index, self.count)
 
     def check(self, fmt: Format, max_examples: int | None) -> None:
         if not fmt.builds_anywhere or fmt.all_traffic:
@@ -65,8 +68,9 @@ class Shard:
         if max_examples:
             raise ConfigError("--shard: --max-examples samples the whole selection")
 
-    def describe(self) -> dict[str, int]:
-        return {"index": self.index, "count": self.count}
+    def describe(self) -> dict[str, Any]:
+        # `reads`: interactions_read counts the slice's rows (before 2026-12-01, the store's).
+        return {"index": self.index, "count": self.count, "reads": "slice"}
 
 
 def position(record: dict[str, Any]) -> tuple[int, str]:
@@ -189,8 +193,7 @@ def _merged(
     manifest = {key: value for key, value in first.items() if key != "shard"}
     manifest["created_at"] = datetime.now(UTC).isoformat()
     manifest["counts"] = {
-        # Every shard reads every row: the store's count, not N times it.
-        "interactions_read": first["counts"]["interactions_read"],
+        "interactions_read": _read(manifests),
         "examples_selected": sum(c["examples_selected"] for c in counts),
         "records_written": sum(split_counts.values()),
         **split_counts,
@@ -204,6 +207,15 @@ def _merged(
     for kind in ("user_hashes", "session_hashes"):
         manifest[kind] = sorted({h for m in manifests for h in m.get(kind, ())})
     return manifest
+
+
+def _read(manifests: list[dict[str, Any]]) -> int:
+    """The rows the unsharded export would have read: the slices' own, summed. Shards made
+    before 2026-12-01 each read every row, and count the store's."""
+    counts = [m["counts"]["interactions_read"] for m in manifests]
+    if all(m["shard"].get("reads") == "slice" for m in manifests):
+        return sum(counts)
+    return counts[0]
 
 
 def _sum_dicts(dicts: Iterator[dict[str, int]] | Any) -> dict[str, int]:

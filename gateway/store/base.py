@@ -201,8 +201,8 @@ class ExportSource(Protocol):
         ...
 
     async def export_count(self, query: ExportQuery) -> int:
-        """How many interactions `export_page` gives for `query` in all: an export's total,
-        for its progress."""
+        """How many interactions `export_page` gives for `query` in all (of a slice, its own
+        rows only): an export's total, for its progress."""
         ...
 
 

@@ -18,6 +18,7 @@ double-quoted names); an engine's dialect overrides what its database says other
 | percentiles               | `row_number()`, nearest rank         | `percentile_disc`      |
 | time bucket (epoch s)     | `strftime('%s', ...)`                | `extract(epoch ...)`   |
 | latency bucket (rollups)  | the expression                       | a function (0010)      |
+| an id's slice (shards)    | `flywheel_slice`, Python's `slice_of`| `sha256()`, numeric    |
 
 Both placeholder styles are numbered, so a value bound once can appear twice in a statement.
 Values travel as Python objects; the engine converts them (SQLite: datetimes to ISO text, lists
@@ -66,6 +67,10 @@ class Dialect:
 
     def in_array(self, column: str, placeholder: str, element: str) -> str:
         """`column` is one of the list bound at `placeholder` (of `element`: text or uuid)."""
+        raise NotImplementedError
+
+    def slice_of(self, column: str, count: str) -> str:
+        """queries.slice_of of the id in `column`, among the number of slices at `count`."""
         raise NotImplementedError
 
     def has_pairs(self, column: str, pairs: Mapping[str, str], p: Params) -> str:
@@ -167,6 +172,9 @@ class SQLiteDialect(Dialect):
         # parameters to chunk around, and the same shape as PostgreSQL's array.
         return f"{column} IN (SELECT value FROM json_each({placeholder}))"
 
+    def slice_of(self, column: str, count: str) -> str:
+        return f"flywheel_slice({column}, {count})"  # registered by SQLiteStore
+
     def has_pairs(self, column: str, pairs: Mapping[str, str], p: Params) -> str:
         return " AND ".join(
             f"EXISTS (SELECT 1 FROM json_each({column}) WHERE key = {p(key)}"
@@ -233,6 +241,13 @@ class PostgresDialect(Dialect):
 
     def has_pairs(self, column: str, pairs: Mapping[str, str], p: Params) -> str:
         return f"{column} @> {p(dict(pairs))}::jsonb"
+
+    def slice_of(self, column: str, count: str) -> str:
+        # The digest's first 8 bytes as bit(64) read as a signed bigint; adding 2^64 modulo
+        # 2^64 in numeric makes it the unsigned number Python reads.
+        head = f"substring(sha256(convert_to({column}::text, 'UTF8')) from 1 for 8)"
+        signed = f"('x' || encode({head}, 'hex'))::bit(64)::bigint::numeric"
+        return f"mod(mod({signed} + {2**64}, {2**64}), {count}::int)::int"
 
     def has_element(self, column: str, placeholder: str) -> str:
         return f"{column} ? {placeholder}"

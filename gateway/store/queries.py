@@ -11,6 +11,7 @@ and handed back newest first).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -70,6 +71,30 @@ class ExportQuery:
     statuses: tuple[str, ...] = ()
     # Incremental runs: rows created, or given feedback, at or after this moment.
     changed_since: datetime | None = None
+    # One slice of the rows, for an export across machines (exporters.shards). A page then
+    # also holds the rows of other slices given feedback that may throw their answer away
+    # (outcome `rejected`, thumbs down, a correction): the exporter learns from them which
+    # history turns not to train on, and exports none of them. A count is of the slice alone.
+    slice: Slice | None = None
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Slice `index` of `count`: the interactions whose id `slice_of` puts there."""
+
+    index: int
+    count: int
+
+    def holds(self, interaction_id: str) -> bool:
+        return slice_of(interaction_id, self.count) == self.index
+
+
+def slice_of(interaction_id: str, count: int) -> int:
+    """Which of `count` slices an interaction is in: the first 8 bytes of the SHA-256 of its id
+    (as text), big-endian, modulo `count`. Each engine computes the same in SQL (dialect.py):
+    the database picks a shard's rows, rather than the shard reading every row to drop most."""
+    digest = hashlib.sha256(interaction_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count
 
 
 def contains_pattern(text: str) -> str:

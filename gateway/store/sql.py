@@ -312,7 +312,7 @@ class SQLQueries(EngineAccess):
         self, query: ExportQuery, after: Cursor | None, limit: int
     ) -> list[dict[str, Any]]:
         d, p = self.dialect, self.dialect.params()
-        clauses = self._export_filters(query, p)
+        clauses = self._export_filters(query, p, rejections=True)
         if after is not None:
             clauses.append(f"(i.created_at, i.id) > ({p(after.created_at)}, {d.uuid(p(after.id))})")
         sql = (
@@ -334,7 +334,9 @@ class SQLQueries(EngineAccess):
             record["feedback"] = events.get(record["id"], [])
         return records
 
-    def _export_filters(self, query: ExportQuery, p: Params) -> list[str]:
+    def _export_filters(self, query: ExportQuery, p: Params, rejections: bool = False) -> list[str]:
+        """The WHERE clauses of `query`; with `rejections`, a slice's page also takes the rows
+        of other slices that may have been thrown away (see ExportQuery.slice)."""
         d = self.dialect
         clauses = _window(query.window, p)
         for column, values in (
@@ -352,6 +354,18 @@ class SQLQueries(EngineAccess):
                 f"(i.created_at >= {since} OR EXISTS (SELECT 1 FROM feedback f"
                 f" WHERE f.interaction_id = i.id AND f.created_at >= {since}))"
             )
+        if query.slice is not None:
+            part = query.slice
+            held = f"{d.slice_of('i.id', p(part.count))} = {p(part.index)}"
+            if rejections:
+                # Any event that may have thrown the answer away: the exporter decides on the
+                # latest values (exporters.history.thrown_away), this only has to miss none.
+                held = (
+                    f"({held} OR EXISTS (SELECT 1 FROM feedback f WHERE f.interaction_id = i.id"
+                    " AND (f.outcome = 'rejected' OR f.thumbs = 'down'"
+                    " OR f.correction IS NOT NULL)))"
+                )
+            clauses.append(held)
         return clauses
 
     async def save_export_run(self, run: Mapping[str, Any]) -> None:

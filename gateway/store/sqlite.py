@@ -30,7 +30,12 @@ from gateway.records.interaction import COLUMNS, JSON_COLUMNS, Interaction
 from gateway.store.base import load_migrations
 from gateway.store.dialect import SQLITE
 from gateway.store.privacy_sql import PrivacyQueries
-from gateway.store.queries import PERCENTILES, interpolated_percentile, percentile_rank
+from gateway.store.queries import (
+    PERCENTILES,
+    interpolated_percentile,
+    percentile_rank,
+    slice_of,
+)
 from gateway.store.search import sqlite_backlog, sqlite_index_batch
 from gateway.store.sql import PLAIN, Decode, SQLQueries
 from gateway.store.sqlite_rollups import AFTER_BATCH, BATCH_START, histogram_add
@@ -101,6 +106,7 @@ class SQLiteStore(SQLQueries, StatsQueries, PrivacyQueries, TuningQueries):
             conn.execute("PRAGMA synchronous=NORMAL")
             _ensure_math_functions(conn)
             conn.create_function("flywheel_histogram_add", 2, histogram_add, deterministic=True)
+            conn.create_function("flywheel_slice", 2, slice_of, deterministic=True)
         except BaseException:
             conn.close()  # locked meanwhile: the next call tries again
             raise

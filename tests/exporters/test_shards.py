@@ -4,6 +4,7 @@ when it was made."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from exporters.shards import ORDER_FILE, Shard, merge_shards
 from gateway.config import AnonymizeConfig
 from gateway.errors import ConfigError
 from gateway.store.base import Store
+from gateway.store.queries import Cursor, ExportQuery, Slice, slice_of
 from tests.exporters import traffic
 from tests.exporters.seed import seed
 from tests.exporters.test_cli_export import flywheel
@@ -55,21 +57,70 @@ async def test_shards_merged_are_the_unsharded_export(
     merged = merge_shards(folders[::-1], tmp_path / "merged")  # in any order
     assert whole["counts"]["records_written"] > 0
     assert whole["counts"]["dropped"]["duplicate"] > 0
+    if fmt == "openai":  # turns rejected in rows of other slices, too
+        assert whole["counts"]["turns_zero_weighted"] > 0
     assert timeless(merged, tmp_path / "merged") == timeless(whole, tmp_path / "whole")
 
 
 async def test_each_shard_holds_its_own_slice(store: Store, tmp_path: Path) -> None:
     await seed(store, traffic.cases())
     config = AnonymizeConfig(salt="s")
-    selected = []
+    selected, read = [], []
     for index in range(2):
         out = tmp_path / str(index)
         manifest = await run_export(store, config, request("openai", Shard(index, 2)), out)
-        assert manifest["shard"] == {"index": index, "count": 2}
+        assert manifest["shard"] == {"index": index, "count": 2, "reads": "slice"}
         selected.append(manifest["counts"]["examples_selected"])
+        read.append(manifest["counts"]["interactions_read"])
     whole = await run_export(store, config, request("openai"), tmp_path / "whole")
     assert all(n > 0 for n in selected)
     assert sum(selected) == whole["counts"]["examples_selected"]
+    assert sum(read) == whole["counts"]["interactions_read"]
+
+
+@pytest.mark.parametrize("count", [2, 5])
+async def test_the_database_picks_the_slice_python_names(store: Store, count: int) -> None:
+    """Each engine's SQL puts every interaction in the slice `slice_of` names; a page of a
+    slice holds its rows and, of the other slices, only answers that may have been thrown
+    away, which a shard needs to know which history turns not to train on."""
+    await seed(store, traffic.cases())
+    everything = await _pages(store, ExportQuery())
+    judged = {record["id"]: record["feedback"] for record in everything}
+    for index in range(count):
+        part = Slice(index, count)
+        page = await _pages(store, ExportQuery(slice=part))
+        own = [r["id"] for r in everything if slice_of(str(r["id"]), count) == index]
+        assert [r["id"] for r in page if part.holds(str(r["id"]))] == own
+        assert await store.export_count(ExportQuery(slice=part)) == len(own)
+        others = [r["id"] for r in page if not part.holds(str(r["id"]))]
+        assert others  # the traffic throws answers away in every slice
+        assert all(any(_thrown(event) for event in judged[i]) for i in others)
+        missed = [
+            r["id"]
+            for r in everything
+            if r["id"] not in own and any(_thrown(event) for event in r["feedback"])
+        ]
+        assert sorted(others) == sorted(missed)
+
+
+async def _pages(store: Store, query: ExportQuery) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    after = None
+    while True:
+        page = await store.export_page(query, after, 40)
+        rows += page
+        if len(page) < 40:
+            return rows
+        last = page[-1]
+        after = Cursor(datetime.fromisoformat(str(last["created_at"])), str(last["id"]))
+
+
+def _thrown(event: dict[str, Any]) -> bool:
+    return (
+        event.get("outcome") == "rejected"
+        or event.get("thumbs") == "down"
+        or event.get("correction") is not None
+    )
 
 
 @pytest.mark.parametrize(
