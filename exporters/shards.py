@@ -100,14 +100,14 @@ class OrderLog:
 
 
 def _records(folder: Path, files: dict[str, str]) -> Iterator[tuple[Any, ...]]:
-    """One shard's records in its write order: (micros, id, seq, split, record, key)."""
+    """One shard's records in its write order: (micros, id, seq, split, line, key), each
+    record as the JSON line the shard wrote, which the merge writes as it is."""
     opened = {split: open(folder / name, "rb") for split, name in files.items()}  # noqa: SIM115
     try:
         with open(folder / ORDER_FILE, "rb") as order:
-            for line in order:
-                split, micros, interaction, seq, key = orjson.loads(line)
-                record = orjson.loads(opened[split].readline())
-                yield micros, interaction, seq, split, record, key
+            for entry in order:
+                split, micros, interaction, seq, key = orjson.loads(entry)
+                yield micros, interaction, seq, split, opened[split].readline(), key
     finally:
         for file in opened.values():
             file.close()
@@ -130,13 +130,13 @@ def merge_shards(folders: list[Path], out_dir: Path, *, replace: bool = False) -
     ]
     seen: set[int] = set()
     duplicate = zero_weighted = 0
-    for _, _, _, split, record, key in heapq.merge(*streams, key=lambda item: item[:3]):
+    for _, _, _, split, line, key in heapq.merge(*streams, key=lambda item: item[:3]):
         if key in seen:
             duplicate += 1
             continue
         seen.add(key)
-        writer.write(split, record)
-        zero_weighted += fmt.zero_weighted(record)
+        writer.write_line(split, line)
+        zero_weighted += fmt.zero_weighted_line(line)
     files = writer.close() + describe_records(fmt, writer, out_dir)
     manifest = _merged(manifests, writer, duplicate, zero_weighted)
     records = {path.as_posix(): n for path, n in writer.split_files().values()}

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from exporters.chat import prompt_messages, target_message, tools
 from exporters.formats import Built, Format
 from exporters.schema import MESSAGE
@@ -47,6 +49,10 @@ class OpenAIChat(Format):
 
     def zero_weighted(self, record: dict[str, Any]) -> int:
         return sum(1 for m in record["messages"] if m.get("weight") == 0)
+
+    def zero_weighted_line(self, line: bytes) -> int:
+        # Most records carry no weight at all; the key's bytes are there whenever one does.
+        return self.zero_weighted(orjson.loads(line)) if b'"weight"' in line else 0
 
 
 def check_chat(record: Any) -> list[str]:
