@@ -1,7 +1,7 @@
 """How an export scales: examples per second and peak memory at 10k and 100k interactions.
 
     .venv/bin/python -m bench.export_scale [--rows 10000 100000] [--format openai]
-        [--jobs 1 2] [--prompts 2000] [--prompt-kb 1] [--baseline]
+        [--jobs 1 2] [--prompts 2000] [--prompt-kb 1] [--baseline] [--shards N]
 
 Each size is seeded into a fresh SQLite file, then exported in a child process of its own, so
 its peak RSS (ru_maxrss) is that export's alone. Flat memory means the peak barely moves from
@@ -14,7 +14,9 @@ two rows are the same. `--prompts` equal to `--rows` makes every long text disti
 are the exporting process's and its workers', for a machine shared with other work; `parent CPU
 s` is the exporting process's alone (reading the store, dedup, the split, writing): with more
 jobs it is the part that does not shrink. `--baseline` times the path before issue 21: no span
-cache, no pre-checks, every record's tokens counted.
+cache, no pre-checks, every record's tokens counted. `--shards N` also exports each size as N
+shards (`--shard i/N`, the last `--jobs` each) and merges them: the slowest shard plus the merge
+is what N machines take, and the merged records must be the unsharded export's, byte for byte.
 
 Peak memory is each process's own high-water mark (VmHWM), not `ru_maxrss`: Linux carries the
 peak of the process that forked into the `ru_maxrss` of what it executes, so the export child
@@ -127,8 +129,11 @@ def use_baseline() -> None:
     prepare.too_long = too_long
 
 
-def export_child(url: str, out: str, fmt: str, jobs: int, baseline: bool) -> None:
+def export_child(
+    url: str, out: str, fmt: str, jobs: int, baseline: bool, shard: str | None = None
+) -> None:
     from exporters.run import ExportRequest, run_export
+    from exporters.shards import Shard
     from gateway import collector
     from gateway.config import AnonymizeConfig
     from gateway.store import open_store
@@ -141,7 +146,7 @@ def export_child(url: str, out: str, fmt: str, jobs: int, baseline: bool) -> Non
     async def run() -> dict:
         store = await open_store(url)
         try:
-            request = ExportRequest(fmt)
+            request = ExportRequest(fmt, shard=Shard.parse(shard) if shard else None)
             return await run_export(store, AnonymizeConfig(), request, Path(out), jobs=jobs)
         finally:
             await store.close()
@@ -209,10 +214,13 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=2000, help="distinct user messages")
     parser.add_argument("--prompt-kb", type=int, default=1, help="size of a user message")
     parser.add_argument("--baseline", action="store_true", help="the path before issue 21")
+    parser.add_argument("--shards", type=int, default=0, help="also as N shards, then merged")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--shard", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        export_child(args.child[0], args.child[1], args.format, args.jobs[0], args.baseline)
+        url, out = args.child
+        export_child(url, out, args.format, args.jobs[0], args.baseline, args.shard)
         return
     print(f"{'rows':>8} {'jobs':>4} {'written':>8} {'seconds':>8} {'examples/s':>11}"
           f" {'CPU s':>7} {'parent CPU s':>12} {'examples/CPU s':>15}"
@@ -222,17 +230,56 @@ def main() -> None:
             url = f"sqlite:///{folder}/flywheel.db"
             asyncio.run(seed(url, rows, args.prompts, args.prompt_kb))
             for jobs in args.jobs:
-                child = [sys.executable, "-m", "bench.export_scale", "--format", args.format]
-                child += ["--jobs", str(jobs), "--child", url, f"{folder}/out-{jobs}"]
-                child += ["--baseline"] if args.baseline else []
-                done = subprocess.run(child, capture_output=True, text=True, check=True)
-                result = json.loads(done.stdout.strip().splitlines()[-1])
+                result = _export(args, url, f"{folder}/out-{jobs}", jobs)
                 rate = result["read"] / result["seconds"]
                 per_cpu = result["read"] / result["cpu"]
                 print(f"{rows:>8} {jobs:>4} {result['written']:>8} {result['seconds']:>8.1f}"
                       f" {rate:>11.0f} {result['cpu']:>7.1f} {result['parent_cpu']:>12.1f}"
                       f" {per_cpu:>15.0f} {result['parent_peak_mib']:>15.1f}"
                       f" {_mib(result['worker_peak_mib']):>15}")  # fmt: skip
+
+            if args.shards:
+                _sharded(args, url, folder, rows)
+
+
+def _export(
+    args: argparse.Namespace, url: str, out: str, jobs: int, shard: str | None = None
+) -> dict[str, Any]:
+    """One export in a child process of its own, and what it measured."""
+    child = [sys.executable, "-m", "bench.export_scale", "--format", args.format]
+    child += ["--jobs", str(jobs), "--child", url, out]
+    child += ["--baseline"] if args.baseline else []
+    child += ["--shard", shard] if shard else []
+    done = subprocess.run(child, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _sharded(args: argparse.Namespace, url: str, folder: str, rows: int) -> None:
+    """The export as `--shards` N shards with the last `--jobs` each, one after another as N
+    machines would run them side by side, then merged: the slowest shard and the merge are the
+    time N machines take. The merged records are compared with the unsharded export's."""
+    from exporters.shards import merge_shards
+
+    jobs, count = args.jobs[-1], args.shards
+    shards = [f"{folder}/shard-{index}" for index in range(count)]
+    seconds = [
+        _export(args, url, out, jobs, f"{index}/{count}")["seconds"]
+        for index, out in enumerate(shards)
+    ]
+    started = time.perf_counter()
+    manifest = merge_shards([Path(out) for out in shards], Path(f"{folder}/merged"))
+    merge = time.perf_counter() - started
+    whole = Path(f"{folder}/out-{jobs}")
+    same = all(
+        (whole / f["name"]).read_bytes() == (Path(f"{folder}/merged") / f["name"]).read_bytes()
+        for f in manifest["files"]
+        if "records" in f
+    )
+    took = max(seconds) + merge
+    print(f"{rows:>8} rows as {count} shards of {jobs} jobs: slowest shard {max(seconds):.1f} s"
+          f" (fastest {min(seconds):.1f}), merge {merge:.1f} s; {rows / took:.0f} examples/s"
+          f" on {count} machines; merged records the same as one export's: {same}")  # fmt: skip
 
 
 def _mib(value: float | None) -> str:
