@@ -1,11 +1,12 @@
 """How an export scales: examples per second and peak memory at 10k and 100k interactions.
 
     .venv/bin/python -m bench.export_scale [--rows 10000 100000] [--format openai]
-        [--jobs 1 2] [--prompts 2000] [--prompt-kb 1] [--baseline] [--shards N]
+        [--jobs 1 2] [--prompts 2000] [--prompt-kb 1] [--baseline] [--shards N] [--postgres]
 
-Each size is seeded into a fresh SQLite file, then exported in a child process of its own, so
-its peak RSS (ru_maxrss) is that export's alone. Flat memory means the peak barely moves from
-10k to 100k rows: the store is read in pages and records stream into the files.
+Each size is seeded into a fresh SQLite file (`--postgres`: a PostgreSQL server of its own), then
+exported in a child process of its own, so its peak memory is that export's alone. Flat memory
+means the peak barely moves from 10k to 100k rows: the store is read in pages and records stream
+into the files.
 
 Realistic variety (issue 21): a row is one of five system prompts, one of `--prompts` distinct
 user messages (~1 KB of corpus lines dense with personal data, `--prompt-kb 10` for ~10 KB), one
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -39,6 +41,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -215,6 +218,7 @@ def main() -> None:
     parser.add_argument("--prompt-kb", type=int, default=1, help="size of a user message")
     parser.add_argument("--baseline", action="store_true", help="the path before issue 21")
     parser.add_argument("--shards", type=int, default=0, help="also as N shards, then merged")
+    parser.add_argument("--postgres", action="store_true", help="a pgserver, not SQLite")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--shard", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -226,8 +230,7 @@ def main() -> None:
           f" {'CPU s':>7} {'parent CPU s':>12} {'examples/CPU s':>15}"
           f" {'parent peak MiB':>15} {'worker peak MiB':>15}")  # fmt: skip
     for rows in args.rows:
-        with tempfile.TemporaryDirectory() as folder:
-            url = f"sqlite:///{folder}/flywheel.db"
+        with tempfile.TemporaryDirectory() as folder, _database(args, folder) as url:
             asyncio.run(seed(url, rows, args.prompts, args.prompt_kb))
             for jobs in args.jobs:
                 result = _export(args, url, f"{folder}/out-{jobs}", jobs)
@@ -240,6 +243,22 @@ def main() -> None:
 
             if args.shards:
                 _sharded(args, url, folder, rows)
+
+
+@contextlib.contextmanager
+def _database(args: argparse.Namespace, folder: str) -> Iterator[str]:
+    """The store's URL: a SQLite file in `folder`, or with `--postgres` a PostgreSQL server
+    of its own there (pgserver), stopped afterwards."""
+    if not args.postgres:
+        yield f"sqlite:///{folder}/flywheel.db"
+        return
+    import pgserver
+
+    server = pgserver.get_server(f"{folder}/pgdata", cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
 
 
 def _export(
