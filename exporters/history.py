@@ -111,11 +111,14 @@ async def learn_before(
     filters: Filters,
     endpoints: tuple[str, ...],
 ) -> None:
-    """Show `learn` (a `RejectedAnswers.observe`) the rows of the `LOOKBACK` before `start`:
-    same models, users and endpoints as the export; any variant, feedback or status. None of
-    them is exported."""
+    """Show `learn` (a `RejectedAnswers.observe`) the rows of the `LOOKBACK` before `start`
+    that may have been thrown away, the only ones it learns from: same models, users and
+    endpoints as the export; any variant, feedback or status. None of them is exported. (Until
+    2026-12-01 every row of the day was read: an hourly incremental job read 24 hours of rows
+    to export one.)"""
     earlier = Filters(
         since=start - LOOKBACK, until=start, models=filters.models, users=filters.users
     )
-    async for _ in select(store, earlier, Counter(), endpoints=endpoints, observe=learn):
+    rows = select(store, earlier, Counter(), endpoints=endpoints, observe=learn, thrown_away=True)
+    async for _ in rows:
         pass

@@ -118,13 +118,15 @@ async def select(
     observe: Callable[[Example], None] | None = None,
     part: Slice | None = None,
     outside: Callable[[Example], None] | None = None,
+    thrown_away: bool = False,
 ) -> AsyncIterator[Example]:
     """Examples that pass `filters`, oldest first; `dropped` counts the rest by filter.
     `observe` sees every row read, before the filters, kept or not. With `part` (a shard's
     slice), only its rows are observed, filtered, counted and given out; the rows of other
     slices the store gives with them (answers that may have been thrown away) go to `outside`,
-    in their place in store order."""
-    query = export_query(filters, endpoints, changed_since, part)
+    in their place in store order. `thrown_away`: only the rows given feedback that may have
+    thrown their answer away (ExportQuery.thrown_away)."""
+    query = export_query(filters, endpoints, changed_since, part, thrown_away)
     after: Cursor | None = None
     while True:
         page = await store.export_page(query, after, PAGE_SIZE)
@@ -152,6 +154,7 @@ def export_query(
     endpoints: tuple[str, ...] = (),
     changed_since: datetime | None = None,
     part: Slice | None = None,
+    thrown_away: bool = False,
 ) -> ExportQuery:
     """What `select` asks the store for: the filters the store applies itself."""
     return ExportQuery(
@@ -162,6 +165,7 @@ def export_query(
         endpoints=endpoints,
         changed_since=changed_since,
         slice=part,
+        thrown_away=thrown_away,
     )
 
 

@@ -72,10 +72,14 @@ class ExportQuery:
     # Incremental runs: rows created, or given feedback, at or after this moment.
     changed_since: datetime | None = None
     # One slice of the rows, for an export across machines (exporters.shards). A page then
-    # also holds the rows of other slices given feedback that may throw their answer away
-    # (outcome `rejected`, thumbs down, a correction): the exporter learns from them which
-    # history turns not to train on, and exports none of them. A count is of the slice alone.
+    # also holds the rows of other slices that may have been thrown away (`thrown_away`): the
+    # exporter learns from them which history turns not to train on, and exports none of them.
+    # A count is of the slice alone.
     slice: Slice | None = None
+    # Only rows given feedback that may throw their answer away (an outcome `rejected`, a
+    # thumbs down, a correction): what an export reads from before its window, to learn which
+    # history turns not to train on (exporters.history).
+    thrown_away: bool = False
 
 
 @dataclass(frozen=True)

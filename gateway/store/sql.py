@@ -92,6 +92,14 @@ class EngineAccess:
         raise NotImplementedError
 
 
+# An interaction given any feedback event that may have thrown its answer away: the exporter
+# decides on the latest values (exporters.history.thrown_away); this only has to miss none.
+_THROWN_AWAY = (
+    "EXISTS (SELECT 1 FROM feedback f WHERE f.interaction_id = i.id"
+    " AND (f.outcome = 'rejected' OR f.thumbs = 'down' OR f.correction IS NOT NULL))"
+)
+
+
 class SQLQueries(EngineAccess):
     async def _execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """`sql` once per row, all in one transaction."""
@@ -354,18 +362,12 @@ class SQLQueries(EngineAccess):
                 f"(i.created_at >= {since} OR EXISTS (SELECT 1 FROM feedback f"
                 f" WHERE f.interaction_id = i.id AND f.created_at >= {since}))"
             )
+        if query.thrown_away:
+            clauses.append(_THROWN_AWAY)
         if query.slice is not None:
             part = query.slice
             held = f"{d.slice_of('i.id', p(part.count))} = {p(part.index)}"
-            if rejections:
-                # Any event that may have thrown the answer away: the exporter decides on the
-                # latest values (exporters.history.thrown_away), this only has to miss none.
-                held = (
-                    f"({held} OR EXISTS (SELECT 1 FROM feedback f WHERE f.interaction_id = i.id"
-                    " AND (f.outcome = 'rejected' OR f.thumbs = 'down'"
-                    " OR f.correction IS NOT NULL)))"
-                )
-            clauses.append(held)
+            clauses.append(f"({held} OR {_THROWN_AWAY})" if rejections else held)
         return clauses
 
     async def save_export_run(self, run: Mapping[str, Any]) -> None:

@@ -103,6 +103,19 @@ async def test_the_database_picks_the_slice_python_names(store: Store, count: in
         assert sorted(others) == sorted(missed)
 
 
+async def test_the_database_gives_the_answers_that_may_have_been_thrown_away(
+    store: Store,
+) -> None:
+    """What an export reads from before its window (exporters.history.learn_before): only
+    the rows given feedback that may have thrown their answer away, every one of them."""
+    await seed(store, traffic.cases())
+    everything = await _pages(store, ExportQuery())
+    thrown = await _pages(store, ExportQuery(thrown_away=True))
+    expected = [r["id"] for r in everything if any(_thrown(e) for e in r["feedback"])]
+    assert 0 < len(expected) < len(everything)
+    assert [r["id"] for r in thrown] == expected
+
+
 async def _pages(store: Store, query: ExportQuery) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     after = None
