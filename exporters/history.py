@@ -15,9 +15,10 @@ so one answer may read `[PERSON_1]` in one example and `[PERSON_2]` in the next.
 What it sees: every row the export's query reads, oldest first, including rows that the feedback
 filters then drop (`--outcome accepted` still learns which answers were rejected), and, when the
 export starts later than the beginning (`since`, or an incremental job's previous run), the
-`LOOKBACK` before that start (`learn_before`): a conversation continued across the boundary
-still has its earlier rejections known. A rejection older than that is not seen. Memory: one
-16-byte digest per thrown-away answer.
+answers of the `LOOKBACK` before that start that may have been thrown away (`learn_before`): a
+conversation continued across the boundary still has its earlier rejections known. A rejection
+older than that is not seen. A shard (exporters.shards) sees the other slices' such answers too.
+Memory: one 16-byte digest per thrown-away answer.
 """
 
 from __future__ import annotations
