@@ -133,6 +133,7 @@ async def run_export(
     sample = Sample(filters.max_examples, filters.seed) if filters.max_examples else None
     seen = KeySet()
     shard = request.shard
+    part = shard.slice if shard is not None else None  # what the store reads
     order = OrderLog(out_dir) if shard is not None and out_dir is not None else None
     # Where each example in flight is in store order, for the shard's order log.
     places: deque[tuple[int, str]] = deque()
@@ -193,7 +194,6 @@ async def run_export(
 
     total = None
     if progress is not None:
-        part = shard.slice if shard is not None else None
         query = export_query(filters, fmt.endpoints, request.changed_since, part)
         total = await store.export_count(query)
     starts = [moment for moment in (filters.since, request.changed_since) if moment is not None]
@@ -209,7 +209,7 @@ async def run_export(
             endpoints=fmt.endpoints,
             changed_since=request.changed_since,
             observe=observe,
-            part=shard.slice if shard is not None else None,
+            part=part,
             outside=learn,  # another slice's answer the user threw away, met in a history here
         ):
             if order is not None:
