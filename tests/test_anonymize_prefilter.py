@@ -1,7 +1,7 @@
-"""The pre-filter never leaves out a rule that matches: for every pattern the anonymizer runs
-and patterns an operator may configure, on the corpus and on fuzz of the characters where `re`
-and Hyperscan differ, within Latin-1 and beyond it (gateway/anonymize/prefilter.py). Redaction
-with it is what it was without."""
+"""The pre-filter never leaves out a rule that matches, nor a place where a match begins: for
+every pattern the anonymizer runs and patterns an operator may configure, on the corpus and on
+fuzz of the characters where `re` and Hyperscan differ, within Latin-1 and beyond it
+(gateway/anonymize/prefilter.py). Redaction with it is what it was without."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bench.anonymize_recall import DEFAULT_CORPUS, load_corpus
 from gateway.anonymize import Anonymizer, prefilter
 from gateway.anonymize.patterns import BUILTIN_RULES
 from gateway.anonymize.prefilter import Prefilter, translate
+from gateway.anonymize.scan import Scanner
 from tests.test_anonymize_scan import CONFIGURED
 
 # Latin-1 letters `re` counts as word characters, digits and letters where Hyperscan's own
@@ -93,28 +94,48 @@ def texts() -> list[str]:
 
 def test_no_rule_with_a_match_is_left_out(texts: list[str]) -> None:
     prefilter = Prefilter(PATTERNS)
-    skipped = 0
+    skipped = matched = within = 0
     for text in texts:
-        possible = prefilter.possible(text)
-        assert possible is not None
+        candidates = prefilter.candidates(text)
+        assert candidates is not None
         for index, pattern in enumerate(PATTERNS):
-            if pattern.search(text) is not None:
-                assert index in possible, (pattern.pattern[:60], text)
-            else:
-                skipped += index not in possible
+            if pattern.search(text) is None:
+                skipped += index not in candidates
+                continue
+            assert index in candidates, (pattern.pattern[:60], text)
+            matched += 1
+            spans = candidates[index]
+            if spans is not None:
+                # Tried only within its spans, the pattern finds what it finds everywhere.
+                expected = [(m.start(), m.end(), m.groups()) for m in pattern.finditer(text)]
+                found = Scanner(pattern).finditer_within(text, spans)
+                assert [(s, e, m.groups()) for s, e, m in found] == expected, (pattern, text)
+                within += 1
     # And it does leave rules out: most of them, on most texts.
     assert skipped > len(texts) * len(PATTERNS) // 2
+    assert within > matched * 0.9  # and nearly every rule that matches, in its spans alone
+
+
+def test_a_rule_is_tried_only_where_a_match_may_begin() -> None:
+    date = next(rule.pattern for rule in BUILTIN_RULES if rule.kind == "date")
+    text = "Sett 3 ganger, 12 mg x 2. Kontroll 14.03.2025 kl 10, rom 4."
+    candidates = Prefilter([date]).candidates(text)
+    assert candidates is not None
+    spans = candidates[0] or []
+    where = text.index("14.03.2025")
+    # At the date ("14.03.20", "14.03.2025"), not at every digit, as the rule alone tries.
+    assert spans and all(where <= start < end <= where + 10 for start, end in spans)
 
 
 def test_what_it_cannot_read_runs_on_every_text() -> None:
     prefilter = Prefilter(PATTERNS)
     conditional = len(PATTERNS) - 1
-    assert prefilter.possible(" - ") == {conditional}
-    assert conditional in (prefilter.possible("plain words") or ())
+    assert prefilter.candidates(" - ") == {conditional: None}  # None: anywhere
+    assert (prefilter.candidates("plain words") or {})[conditional] is None
     # Beyond Latin-1, a character is scanned as `?`: what can match one is not left out.
     omega = PATTERNS.index(CONFIGURED_RULES[-2])
-    assert omega in (prefilter.possible("Ω3") or ())
-    ascii_only = prefilter.possible("O3")
+    assert (prefilter.candidates("Ω3") or {})[omega] == [(0, 2)]
+    ascii_only = prefilter.candidates("O3")
     assert ascii_only is not None and omega not in ascii_only
 
 
@@ -141,8 +162,8 @@ def test_redaction_with_it_is_the_same_as_without(
     rows = texts[:2000] + texts[-4000:]
     filtered = Anonymizer()
     with_it = [filtered.redact(text, {}) for text in rows]
-    assert filtered._scanners()[1].possible("text") is not None  # it was in use
-    monkeypatch.setattr(Prefilter, "possible", lambda self, text: None)
+    assert filtered._scanners()[1].candidates("text") is not None  # it was in use
+    monkeypatch.setattr(Prefilter, "candidates", lambda self, text: None)
     plain = Anonymizer()
     assert [plain.redact(text, {}) for text in rows] == with_it
 
@@ -164,22 +185,22 @@ def test_redaction_with_it_is_the_same_as_without(
 def test_a_second_readers_counterexamples(pattern: str, flags: int, text: str) -> None:
     compiled = re.compile(pattern, flags)
     assert compiled.search(text) is not None
-    possible = Prefilter([compiled]).possible(text)
-    assert possible is not None and 0 in possible
+    candidates = Prefilter([compiled]).candidates(text)
+    assert candidates is not None and 0 in candidates
 
 
 def test_a_pattern_hyperscan_refuses_runs_on_every_text() -> None:
     too_large = re.compile("(?:a{1000}){1000}")  # Hyperscan: "Resource limit exceeded"
     prefilter = Prefilter([too_large, re.compile("kari")])
-    assert prefilter.possible("no one") == {0}
-    assert prefilter.possible("kari") == {0, 1}  # the others still filtered
+    assert prefilter.candidates("no one") == {0: None}
+    assert prefilter.candidates("kari") == {0: None, 1: [(0, 4)]}  # the others still filtered
 
 
 def test_repeats_nested_deep_are_left_to_re() -> None:
     # Hyperscan would take minutes to compile this one (`re` compiles it at once): it runs on
     # every text, found or not.
     deep = re.compile("(?:" * 30 + "a+" + ")+" * 30)
-    assert Prefilter([deep]).possible("b") == {0}
+    assert Prefilter([deep]).candidates("b") == {0: None}
 
 
 def test_an_anonymizer_that_has_redacted_still_pickles() -> None:
@@ -188,7 +209,7 @@ def test_an_anonymizer_that_has_redacted_still_pickles() -> None:
     before = anonymizer.redact(text, {})
     copy = pickle.loads(pickle.dumps(anonymizer))
     assert copy.redact(text, {}) == before
-    assert copy._scanners()[1].possible(text) is not None
+    assert copy._scanners()[1].candidates(text) is not None
 
 
 def test_compiled_in_a_child_or_in_this_process_it_answers_the_same(
@@ -197,12 +218,12 @@ def test_compiled_in_a_child_or_in_this_process_it_answers_the_same(
     rules = [rule.pattern for rule in BUILTIN_RULES]
     prefilter._scanner_of.cache_clear()
     in_child = Prefilter(rules)
-    answers = [in_child.possible(text) for text in texts[:3000]]
+    answers = [in_child.candidates(text) for text in texts[:3000]]
 
     prefilter._scanner_of.cache_clear()
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")  # no child can start
     here = Prefilter(rules)
-    assert [here.possible(text) for text in texts[:3000]] == answers
+    assert [here.candidates(text) for text in texts[:3000]] == answers
     assert any(answers)
     prefilter._scanner_of.cache_clear()  # the next test compiles the usual way
 
@@ -216,7 +237,7 @@ def test_a_long_word_list_is_filtered_too() -> None:
     words = next(i for i, (rule, *_) in enumerate(rules) if rule.kind == "customer")
     pattern = rules[words][0].pattern
     assert sum(map(len, translate(pattern.pattern, pattern.flags))) > 16_000
-    nothing, listed_one = (prefilter.possible(t) for t in ("Nothing here.", "Ring LKUNDE0999."))
+    nothing, listed_one = (prefilter.candidates(t) for t in ("Nothing here.", "Ring LKUNDE0999."))
     assert nothing is not None and words not in nothing
     assert listed_one is not None and words in listed_one
     assert listed.redact("Ring LKUNDE0999.", {}).text == "Ring [CUSTOMER]."

@@ -197,22 +197,20 @@ class Anonymizer:
         present: dict[Scanner, bool] = {}
         counted: dict[str, int] = {}  # each count made when a rule first asks for it
         rules, prefilter = self._scanners()
-        # Which rules can match, from one pass over the text (prefilter.py); None when it
-        # cannot tell, and each rule's own pre-checks decide.
-        possible = prefilter.possible(text)
+        # Which rules can match, and where, from one pass over the text (prefilter.py); None
+        # when it cannot tell, and each rule's own pre-checks decide.
+        candidates = prefilter.candidates(text)
         for index, (rule, scan, needs, least) in enumerate(rules):
-            if possible is not None:
-                if index not in possible:
+            if candidates is None:
+                if not _may_match(text, needs, least, counted, present):
                     continue
-            elif least and not _holds_enough(text, least, counted):
+                matches = scan.finditer(text)
+            elif index not in candidates:
                 continue
-            elif needs is not None:
-                held = present.get(needs)
-                if held is None:
-                    held = present[needs] = needs.holds(text)
-                if not held:
-                    continue
-            for found, found_end, match in scan.finditer(text):
+            else:
+                where = candidates[index]  # None: anywhere
+                matches = scan.finditer_within(text, where) if where else scan.finditer(text)
+            for found, found_end, match in matches:
                 start, end, value = _part(text, found, found_end, match, rule.group)
                 if start == end or any(taken[start:end]):
                     continue
@@ -497,6 +495,26 @@ def _kept_cost(kept: Kept) -> int:
 Fewest = tuple[tuple[str, int], ...]
 # Each rule with the Scanners of its pattern and pre-check, and its Fewest.
 ScanTable = tuple[tuple[Rule, Scanner, Scanner | None, Fewest], ...]
+
+
+def _may_match(
+    text: str,
+    needs: Scanner | None,
+    least: Fewest,
+    counted: dict[str, int],
+    present: dict[Scanner, bool],
+) -> bool:
+    """A rule's own pre-checks, where the pre-filter cannot tell: whether `text` holds the
+    fewest digits and marks a match does, and what its pre-check `needs`. Counts and answers
+    are kept for the text's next rule."""
+    if least and not _holds_enough(text, least, counted):
+        return False
+    if needs is None:
+        return True
+    held = present.get(needs)
+    if held is None:
+        held = present[needs] = needs.holds(text)
+    return held
 
 
 def _holds_enough(text: str, least: Fewest, counted: dict[str, int]) -> bool:

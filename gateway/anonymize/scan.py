@@ -76,6 +76,27 @@ class Scanner:
             return ()  # most patterns in most texts: no generator to make
         return self._from(text, first, fast)
 
+    def finditer_within(
+        self, text: str, spans: list[tuple[int, int]]
+    ) -> Iterator[tuple[int, int, re.Match[str]]]:
+        """What `finditer` finds, given `spans` that hold the start of every match (each
+        match begins at or after a span's start and before its end: prefilter.Candidates):
+        the pattern is tried at those places alone, in order, as `finditer` would try them,
+        and a search resumes where the last match ended. For a pattern that cannot match the
+        empty string (prefilter runs no other)."""
+        match = self.pattern.match
+        resume = tried = 0  # where the last match ended; up to where every place was tried
+        for start, end in sorted(spans):
+            at = max(start, resume, tried)
+            while at < end:
+                found = match(text, at)
+                if found is None:
+                    at += 1
+                    continue
+                yield at, found.end(), found
+                at = resume = found.end()
+            tried = max(tried, end)
+
     @staticmethod
     def _from(
         text: str, found: re.Match[str] | None, fast: re.Pattern[str]
