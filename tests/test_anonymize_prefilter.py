@@ -127,6 +127,15 @@ def test_a_rule_is_tried_only_where_a_match_may_begin() -> None:
     assert spans and all(where <= start < end <= where + 10 for start, end in spans)
 
 
+def test_a_rule_with_too_many_places_searches_the_whole_text() -> None:
+    card = next(rule.pattern for rule in BUILTIN_RULES if rule.kind == "card")
+    digits = "4111 " * (prefilter.MAX_SPANS // 2)  # a span ends at each digit past the 13th
+    candidates = Prefilter([card]).candidates(digits)
+    assert candidates == {0: None}  # anywhere: kept spans would grow with the text
+    one = Prefilter([card]).candidates("Kort 4111 1111 1111 1111, ellers ingenting.")
+    assert one is not None and {start for start, _ in one[0] or ()} == {5}
+
+
 def test_what_it_cannot_read_runs_on_every_text() -> None:
     prefilter = Prefilter(PATTERNS)
     conditional = len(PATTERNS) - 1

@@ -83,6 +83,10 @@ class _Untranslatable(Exception):
 # end), or None for a pattern Hyperscan does not run, which may match anywhere. A pattern not
 # in it has no match in the text.
 Candidates = dict[int, list[tuple[int, int]] | None]
+# Spans kept for one pattern in one text; past them it may match anywhere. A text of digits
+# can give a digit rule a span at every character (its translation matches at every end), and
+# each costs ~80 bytes: a 1 MB one would have taken hundreds of MB.
+MAX_SPANS = 512
 
 
 class Prefilter:
@@ -158,22 +162,21 @@ def _scanner(
         scratch = getattr(local, "scratch", None)
         if scratch is None:
             scratch = local.scratch = hyperscan.Scratch(database)
-        found: list[tuple[int, int, int]] = []
-        database.scan(data, match_event_handler=_collect, context=found, scratch=scratch)
         candidates = dict(anywhere)
-        for index, start, end in found:
-            spans = candidates.get(index)
-            if spans is None:
-                candidates[index] = [(start, end)]
-            else:
-                spans.append((start, end))
+        database.scan(data, match_event_handler=_collect, context=candidates, scratch=scratch)
         return candidates
 
     return scan
 
 
-def _collect(index: int, start: int, end: int, flags: int, found: list[Any]) -> None:
-    found.append((index, start, end))
+def _collect(index: int, start: int, end: int, flags: int, candidates: Candidates) -> None:
+    spans = candidates.setdefault(index, [])
+    if spans is None:
+        return  # past MAX_SPANS: anywhere
+    if len(spans) >= MAX_SPANS:
+        candidates[index] = None
+        return
+    spans.append((start, end))
 
 
 Built = tuple[list[int], list[int], bytes | None]
