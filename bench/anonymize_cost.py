@@ -1,11 +1,13 @@
 """What redaction costs per row, on its own:
 
-    .venv/bin/python -m bench.anonymize_cost [--rows 2000] [--baseline OLD_ANONYMIZE.PY] [--rules]
+    .venv/bin/python -m bench.anonymize_cost [--rows 2000] [--prompt-lines 5] [--rules]
+        [--baseline OLD_ANONYMIZE.PY]
 
 Not part of `python -m bench`: it measures gateway/anonymize, not the proxy. A row is what the
 exporter (exporters/privacy.py) and capture redaction hand the Anonymizer for one interaction:
 a prompt and an answer, each a few lines drawn from bench/pii_corpus.jsonl (clinical notes,
 tickets, code talk, with and without personal data), redacted with one pseudonym table.
+`--prompt-lines 220` makes each prompt ~10 KB of such text.
 
 `--baseline` times another version of the module the same way (for before/after: save the
 old file with `git show HEAD:gateway/anonymize.py > /tmp/anonymize_head.py`). The figure is the
@@ -37,12 +39,13 @@ from bench.anonymize_recall import DEFAULT_CORPUS, load_corpus
 PASSES = 5
 
 
-def make_rows(count: int, seed: int = 17) -> list[tuple[str, str]]:
-    """(prompt, answer) pairs: five corpus lines as the prompt, three as the answer."""
+def make_rows(count: int, seed: int = 17, prompt_lines: int = 5) -> list[tuple[str, str]]:
+    """(prompt, answer) pairs: `prompt_lines` corpus lines as the prompt, three as the answer."""
     texts = [example.text for example in load_corpus(DEFAULT_CORPUS)]
     rng = random.Random(seed)
     return [
-        ("\n".join(rng.sample(texts, 5)), "\n".join(rng.sample(texts, 3))) for _ in range(count)
+        ("\n".join(rng.sample(texts, prompt_lines)), "\n".join(rng.sample(texts, 3)))
+        for _ in range(count)
     ]
 
 
@@ -116,8 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--baseline", type=Path, help="an older anonymize.py to compare with")
     parser.add_argument("--rules", action="store_true", help="the cost of each rule")
+    parser.add_argument(
+        "--prompt-lines", type=int, default=5, help="corpus lines a prompt (220: ~10 KB)"
+    )
     args = parser.parse_args(argv)
-    rows = make_rows(args.rows)
+    rows = make_rows(args.rows, prompt_lines=args.prompt_lines)
     chars = sum(len(p) + len(a) for p, a in rows) / len(rows)
     from gateway.anonymize import Anonymizer
 
