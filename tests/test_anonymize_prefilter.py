@@ -13,7 +13,8 @@ import sys
 import pytest
 
 from bench.anonymize_recall import DEFAULT_CORPUS, load_corpus
-from gateway.anonymize import Anonymizer, prefilter
+from gateway.anonymize import Anonymizer, cues, prefilter
+from gateway.anonymize.names import _words_at, cue_words_at
 from gateway.anonymize.patterns import BUILTIN_RULES
 from gateway.anonymize.prefilter import Prefilter, translate
 from gateway.anonymize.scan import Scanner
@@ -134,6 +135,34 @@ def test_a_rule_with_too_many_places_searches_the_whole_text() -> None:
     assert candidates == {0: None}  # anywhere: kept spans would grow with the text
     one = Prefilter([card]).candidates("Kort 4111 1111 1111 1111, ellers ingenting.")
     assert one is not None and {start for start, _ in one[0] or ()} == {5}
+
+
+def test_it_finds_every_word_a_cue_begins_with(texts: list[str]) -> None:
+    rules, one_pass = Anonymizer()._scanners()
+    rng = random.Random(31)
+    # Cue words in any case, at either end, beside marks, digits and letters beyond Latin-1
+    # (the Kelvin sign lowers to k, İ to two characters, ß stays).
+    words = [*cues.CUES_BY_WORD, "KJÆRE", "pAsIeNt", "\u212aunden", "İ", "Ærlig", "x"]
+    marks = ["", ":", "'", "é", "\u0130", "ß", "1", "_", "-", "\u03a3", "\n"]
+    odd = [
+        " ".join(rng.choice(words) + rng.choice(marks) for _ in range(rng.randint(1, 8)))
+        for _ in range(6000)
+    ]
+    looked_up = every_word = 0
+    for text in texts + odd:
+        starts = cue_words_at(one_pass.candidates(text), len(rules))
+        assert starts is not None
+        found = [(w.start(), w.group()) for w in _words_at(text, starts)]
+        expected = [(w.start(), w.group()) for w in cues.WORD_RE.finditer(text)]
+        assert _cue_words(found) == _cue_words(expected), text
+        looked_up, every_word = looked_up + len(found), every_word + len(expected)
+    assert looked_up < every_word // 2  # and it leaves most others out
+    many = " i" * prefilter.MAX_SPANS + " i"
+    assert cue_words_at(one_pass.candidates(many), len(rules)) is None  # every word, then
+
+
+def _cue_words(words: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    return [(start, word) for start, word in words if word.lower() in cues.CUES_BY_WORD]
 
 
 def test_what_it_cannot_read_runs_on_every_text() -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from gateway.anonymize import cues
 from gateway.anonymize.lexicon import Lexicon, load_lexicon
-from gateway.anonymize.names import NameFinder, later_mentions
+from gateway.anonymize.names import NameFinder, cue_word_patterns, cue_words_at, later_mentions
 from gateway.anonymize.patterns import BUILTIN_RULES, DEFAULT_PLACEHOLDERS, Rule
 from gateway.anonymize.prefilter import Prefilter
 from gateway.anonymize.scan import DIGITS, Scanner, fewest, scanner
@@ -218,14 +218,16 @@ class Anonymizer:
                     continue
                 taken[start:end] = b"\x01" * (end - start)
                 spans.append((start, end, rule.kind, value))
-        spans += [(n.start, n.end, "person", n.text) for n in self.names.find(text, taken)]
+        cue_words = cue_words_at(candidates, len(rules))
+        names = self.names.find(text, taken, cue_words)
+        spans += [(n.start, n.end, "person", n.text) for n in names]
         return tuple(sorted(spans))
 
     def _scanners(self) -> tuple[ScanTable, Prefilter]:
         """Each rule with the Scanners of its pattern and pre-check and the fewest digits and
         marks a match holds (scan.fewest), looked up once: a pattern's hash covers its
-        compiled code, too slow to take per rule and text. And the rules' pre-filter, which
-        numbers them as this table does.
+        compiled code, too slow to take per rule and text. And the pre-filter of the rules, which
+        numbers them as this table does, and after them of the words cues begin with.
 
         Counts are the cheapest pre-check of all: one count per text answers for every rule,
         and a short text with a case or order number holds too few digits for a card (13), a
@@ -244,7 +246,9 @@ class Anonymizer:
                 )
                 for rule in self.rules
             )
-            self._scan_table = table, Prefilter([rule.pattern for rule in self.rules])
+            # The rules, then the words cues begin with (names.cue_word_patterns): one pass.
+            patterns = [*(rule.pattern for rule in self.rules), *cue_word_patterns()]
+            self._scan_table = table, Prefilter(patterns)
             self._scanned = self.rules
         return self._scan_table
 

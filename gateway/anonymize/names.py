@@ -22,11 +22,13 @@ the mistakes that cost clinical and technical datasets their meaning.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from gateway.anonymize import cues
 from gateway.anonymize.lexicon import Lexicon
+from gateway.anonymize.prefilter import Candidates
 from gateway.anonymize.scan import scanner
 
 
@@ -44,19 +46,24 @@ class NameFinder:
         self._display = scanner(cues.DISPLAY_NAME_RE)
         self._sequences = scanner(cues.SEQUENCE_RE)
 
-    def find(self, text: str, taken: bytearray) -> list[Found]:
-        """Names in `text` that overlap no span already `taken` (which this marks as well)."""
+    def find(
+        self, text: str, taken: bytearray, cue_words: Sequence[int] | None = None
+    ) -> list[Found]:
+        """Names in `text` that overlap no span already `taken` (which this marks as well).
+        `cue_words`: where the words of `text` that may begin a cue begin, in order (every
+        one of them; `cue_words_at`); None: every word is looked up."""
         found: list[Found] = []
-        for name in (*self._cued(text), *self._listed(text)):
+        for name in (*self._cued(text, cue_words), *self._listed(text)):
             if not any(taken[name.start : name.end]):
                 taken[name.start : name.end] = b"\x01" * (name.end - name.start)
                 found.append(name)
         return found
 
-    def _cued(self, text: str) -> Iterator[Found]:
+    def _cued(self, text: str, cue_words: Sequence[int] | None) -> Iterator[Found]:
         found: list[tuple[int, str]] = []  # where each cue ends, and what it proves
         by_word = cues.CUES_BY_WORD
-        for word in cues.WORD_RE.finditer(text):
+        words = cues.WORD_RE.finditer(text) if cue_words is None else _words_at(text, cue_words)
+        for word in words:
             entries = by_word.get(word.group().lower())
             if entries is None:
                 continue  # most words: no cue begins with them
@@ -235,6 +242,44 @@ class NameFinder:
         ):
             return True  # where only a name is capitalised: "ring Per i morgen", "Ring Per"
         return bool(after) and after[0].lower() in cues.VERBS
+
+
+def _words_at(text: str, starts: Sequence[int]) -> Iterator[re.Match[str]]:
+    """The words (`cues.WORD_RE`'s runs of letters) that begin at `starts`, as
+    `WORD_RE.finditer` gives them: whole runs, not the tail of one."""
+    for start in starts:
+        word = cues.WORD_RE.match(text, start)
+        if word is not None and (start == 0 or cues.WORD_RE.match(text, start - 1) is None):
+            yield word
+
+
+@cache
+def cue_word_patterns() -> tuple[re.Pattern[str], ...]:
+    """Each word a cue can begin with, standing alone: a character that is no letter on each
+    side, in any case. Where prefilter.py's pass finds them is where `NameFinder._cued` looks
+    (`cue_words_at`): a word whose `lower()` is one of them matches it under IGNORECASE,
+    letter for letter, and prefilter.py pads the text so that a word at either end has a
+    character on each side. Looking up every word instead was a fifth of what finding names
+    cost in new text (issue 21). Compiled on first use, not at import."""
+    return tuple(
+        re.compile(rf"[\W\d_](?i:{re.escape(word)})[\W\d_]") for word in sorted(cues.CUES_BY_WORD)
+    )
+
+
+def cue_words_at(candidates: Candidates | None, first: int) -> list[int] | None:
+    """Where the words that may begin a cue begin, in order, from the pre-filter's
+    `candidates` of a text, in which `cue_word_patterns()` are numbered from `first`; None
+    when it cannot tell."""
+    if candidates is None:
+        return None
+    starts: set[int] = set()
+    for index, spans in candidates.items():
+        if index < first:
+            continue  # a rule's
+        if spans is None:
+            return None  # too many places to keep: every word is looked up
+        starts.update(start + 1 for start, _ in spans)  # a span begins at the character before
+    return sorted(starts)
 
 
 def _house_number_or_saint_before(text: str, start: int) -> bool:

@@ -9,6 +9,8 @@ reports for that end (HS_FLAG_SOM_LEFTMOST) to the end. Every match of the rule 
 of these spans, so `re` is tried there alone (`Scanner.finditer_within`). Told only which
 rules, a rule that could match still tried every place a match could begin (the date rule every
 digit): the rules and the pass took 214-275 µs a 1 KB note of new text that way, 73-114 this way.
+The same pass finds the words a name's cue begins with ("Pasient", "Dr"), for the name finder
+(`names.cue_word_patterns`).
 
 Hyperscan is another regex engine: no lookarounds, no backreferences, bytes rather than
 characters, and its own idea of `\\w` and of case. So it does not run the rules' patterns: it
@@ -81,7 +83,10 @@ class _Untranslatable(Exception):
 # Where each pattern that may match a text may begin a match, by its index: the (start, end)
 # spans of its translation's matches (a match begins at or after a span's start and before its
 # end), or None for a pattern Hyperscan does not run, which may match anywhere. A pattern not
-# in it has no match in the text.
+# in it has no match in the text. The text is scanned with a space added on each side, so a
+# pattern can ask for a character before and after a word even at the ends of the text
+# (names.CUE_WORD_PATTERNS); offsets are the text's own, so a span may begin at -1 or end one
+# past the text where its match took in an added space.
 Candidates = dict[int, list[tuple[int, int]] | None]
 # Spans kept for one pattern in one text; past them it may match anywhere. A text of digits
 # can give a digit rule a span at every character (its translation matches at every end), and
@@ -106,7 +111,7 @@ class Prefilter:
         if self._scan is None:
             return None
         try:
-            return self._scan(text.encode("latin-1", "replace"))
+            return self._scan(f" {text} ".encode("latin-1", "replace"))
         except Exception:  # whatever Hyperscan raises, the rules can still run one by one
             log.exception("anonymizer pre-filter: scan failed; each rule searches alone now")
             self._scan = None  # said once, not for every text
@@ -176,7 +181,7 @@ def _collect(index: int, start: int, end: int, flags: int, candidates: Candidate
     if len(spans) >= MAX_SPANS:
         candidates[index] = None
         return
-    spans.append((start, end))
+    spans.append((start - 1, end - 1))  # the text's offsets, not the padded text's
 
 
 Built = tuple[list[int], list[int], bytes | None]
