@@ -85,7 +85,7 @@ class _Untranslatable(Exception):
 # end), or None for a pattern Hyperscan does not run, which may match anywhere. A pattern not
 # in it has no match in the text. The text is scanned with a space added on each side, so a
 # pattern can ask for a character before and after a word even at the ends of the text
-# (names.CUE_WORD_PATTERNS); offsets are the text's own, so a span may begin at -1 or end one
+# (names.cue_word_patterns); offsets are the text's own, so a span may begin at -1 or end one
 # past the text where its match took in an added space.
 Candidates = dict[int, list[tuple[int, int]] | None]
 # Spans kept for one pattern in one text; past them it may match anywhere. A text of digits
