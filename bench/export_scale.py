@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.export_scale [--rows 10000 100000] [--format openai]
         [--jobs 1 2] [--prompts 2000] [--prompt-kb 1] [--baseline] [--shards N] [--postgres]
+        [--stages]
 
 Each size is seeded into a fresh SQLite file (`--postgres`: a PostgreSQL server of its own), then
 exported in a child process of its own, so its peak memory is that export's alone. Flat memory
@@ -18,6 +19,9 @@ jobs it is the part that does not shrink. `--baseline` times the path before iss
 cache, no pre-checks, every record's tokens counted. `--shards N` also exports each size as N
 shards (`--shard i/N`, the last `--jobs` each) and merges them: the slowest shard plus the merge
 is what N machines take, and the merged records must be the unsharded export's, byte for byte.
+`--stages` also prints where one process's CPU goes, per row (`stages`): reading the store,
+redaction, building and checking the records; the rest of a 1-job export's CPU per row is
+dedup, the split and writing.
 
 Peak memory is each process's own high-water mark (VmHWM), not `ru_maxrss`: Linux carries the
 peak of the process that forked into the `ru_maxrss` of what it executes, so the export child
@@ -169,6 +173,49 @@ def export_child(
                       "worker_peak_mib": workers_peak.mib}))  # fmt: skip
 
 
+def stages(url: str, fmt_name: str) -> None:
+    """CPU microseconds a row of each stage of a one-process export, over the whole store:
+    reading it (and the filters), redaction, building and checking the records (as JSON lines,
+    as `exporters.pool.work` makes them). Printed as JSON."""
+    from collections import Counter
+
+    from exporters.formats import FormatOptions, get_format
+    from exporters.prepare import build
+    from exporters.privacy import Privacy
+    from exporters.selection import Filters, select
+    from gateway import collector
+    from gateway.config import AnonymizeConfig
+    from gateway.store import open_store
+
+    collector.settle()
+    fmt = get_format(fmt_name, FormatOptions())
+    privacy = Privacy(AnonymizeConfig())
+    filters = Filters().for_format(fmt.all_traffic)
+    spent: Counter[str] = Counter()
+    clock = time.process_time
+
+    async def run() -> int:
+        rows = 0
+        store = await open_store(url)
+        try:
+            async for example in select(store, filters, Counter(), endpoints=fmt.endpoints):
+                started = clock()
+                privacy.apply(example)
+                redacted = clock()
+                build(fmt, example, fmt.options.max_tokens, lines=True)
+                spent["redact"] += redacted - started
+                spent["build"] += clock() - redacted
+                rows += 1
+        finally:
+            await store.close()
+        return rows
+
+    started = clock()
+    rows = asyncio.run(run())
+    spent["read"] = clock() - started - spent["redact"] - spent["build"]
+    print(json.dumps({stage: spent[stage] / rows * 1e6 for stage in ("read", "redact", "build")}))
+
+
 def peak_mib(pid: int) -> float | None:
     """The peak resident memory of process `pid` itself (VmHWM), in MiB; None once it is gone."""
     try:
@@ -219,11 +266,15 @@ def main() -> None:
     parser.add_argument("--baseline", action="store_true", help="the path before issue 21")
     parser.add_argument("--shards", type=int, default=0, help="also as N shards, then merged")
     parser.add_argument("--postgres", action="store_true", help="a pgserver, not SQLite")
+    parser.add_argument("--stages", action="store_true", help="also CPU a row of each stage")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--shard", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         url, out = args.child
+        if args.stages:
+            stages(url, args.format)
+            return
         export_child(url, out, args.format, args.jobs[0], args.baseline, args.shard)
         return
     print(f"{'rows':>8} {'jobs':>4} {'written':>8} {'seconds':>8} {'examples/s':>11}"
@@ -243,6 +294,8 @@ def main() -> None:
 
             if args.shards:
                 _sharded(args, url, folder, rows)
+            if args.stages:
+                _stages(args, url, rows)
 
 
 @contextlib.contextmanager
@@ -272,6 +325,16 @@ def _export(
     done = subprocess.run(child, capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def _stages(args: argparse.Namespace, url: str, rows: int) -> None:
+    """`stages`, in a child process of its own as the exports run."""
+    child = [sys.executable, "-m", "bench.export_scale", "--format", args.format, "--stages"]
+    done = subprocess.run([*child, "--child", url, "-"], capture_output=True, text=True, check=True)
+    spent = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{rows:>8} rows in one process, CPU µs a row: read {spent['read']:.1f},"
+          f" redact {spent['redact']:.1f}, build {spent['build']:.1f},"
+          f" in all {sum(spent.values()):.1f}")  # fmt: skip
 
 
 def _sharded(args: argparse.Namespace, url: str, folder: str, rows: int) -> None:
