@@ -173,7 +173,7 @@ def export_child(
                       "worker_peak_mib": workers_peak.mib}))  # fmt: skip
 
 
-def stages(url: str, fmt_name: str) -> None:
+def stages(url: str, fmt_name: str, baseline: bool) -> None:
     """CPU microseconds a row of each stage of a one-process export, over the whole store:
     reading it (and the filters), redaction, building and checking the records (as JSON lines,
     as `exporters.pool.work` makes them). Printed as JSON."""
@@ -187,7 +187,10 @@ def stages(url: str, fmt_name: str) -> None:
     from gateway.config import AnonymizeConfig
     from gateway.store import open_store
 
-    collector.settle()
+    if baseline:
+        use_baseline()
+    else:
+        collector.settle()  # as export_child does
     fmt = get_format(fmt_name, FormatOptions())
     privacy = Privacy(AnonymizeConfig())
     filters = Filters().for_format(fmt.all_traffic)
@@ -213,7 +216,8 @@ def stages(url: str, fmt_name: str) -> None:
     started = clock()
     rows = asyncio.run(run())
     spent["read"] = clock() - started - spent["redact"] - spent["build"]
-    print(json.dumps({stage: spent[stage] / rows * 1e6 for stage in ("read", "redact", "build")}))
+    per_row = {stage: spent[stage] / max(rows, 1) * 1e6 for stage in ("read", "redact", "build")}
+    print(json.dumps(per_row))
 
 
 def peak_mib(pid: int) -> float | None:
@@ -273,7 +277,7 @@ def main() -> None:
     if args.child:
         url, out = args.child
         if args.stages:
-            stages(url, args.format)
+            stages(url, args.format, args.baseline)
             return
         export_child(url, out, args.format, args.jobs[0], args.baseline, args.shard)
         return
@@ -330,6 +334,7 @@ def _export(
 def _stages(args: argparse.Namespace, url: str, rows: int) -> None:
     """`stages`, in a child process of its own as the exports run."""
     child = [sys.executable, "-m", "bench.export_scale", "--format", args.format, "--stages"]
+    child += ["--baseline"] if args.baseline else []
     done = subprocess.run([*child, "--child", url, "-"], capture_output=True, text=True, check=True)
     spent = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"{rows:>8} rows in one process, CPU µs a row: read {spent['read']:.1f},"
