@@ -322,24 +322,26 @@ def _export(
     args: argparse.Namespace, url: str, out: str, jobs: int, shard: str | None = None
 ) -> dict[str, Any]:
     """One export in a child process of its own, and what it measured."""
-    child = [sys.executable, "-m", "bench.export_scale", "--format", args.format]
-    child += ["--jobs", str(jobs), "--child", url, out]
-    child += ["--baseline"] if args.baseline else []
-    child += ["--shard", shard] if shard else []
-    done = subprocess.run(child, capture_output=True, text=True, check=True)
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    shard_flags = ["--shard", shard] if shard else []
+    return _child(args, "--jobs", str(jobs), "--child", url, out, *shard_flags)
 
 
 def _stages(args: argparse.Namespace, url: str, rows: int) -> None:
     """`stages`, in a child process of its own as the exports run."""
-    child = [sys.executable, "-m", "bench.export_scale", "--format", args.format, "--stages"]
-    child += ["--baseline"] if args.baseline else []
-    done = subprocess.run([*child, "--child", url, "-"], capture_output=True, text=True, check=True)
-    spent = json.loads(done.stdout.strip().splitlines()[-1])
+    spent = _child(args, "--stages", "--child", url, "-")
     print(f"{rows:>8} rows in one process, CPU µs a row: read {spent['read']:.1f},"
           f" redact {spent['redact']:.1f}, build {spent['build']:.1f},"
           f" in all {sum(spent.values()):.1f}")  # fmt: skip
+
+
+def _child(args: argparse.Namespace, *flags: str) -> dict[str, Any]:
+    """This bench run again as a child with `flags` (and the format and `--baseline`), and the
+    JSON it printed last."""
+    child = [sys.executable, "-m", "bench.export_scale", "--format", args.format, *flags]
+    child += ["--baseline"] if args.baseline else []
+    done = subprocess.run(child, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def _sharded(args: argparse.Namespace, url: str, folder: str, rows: int) -> None:
